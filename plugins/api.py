@@ -1,0 +1,234 @@
+"""The plugin API: the contribution a condition plugin registers, the contexts
+it is called with, the shared GraphQL enums, and small query helpers.
+
+The contact document that conditions query (one per contact)::
+
+    workspace_id, id, email       strings
+    country                       ISO 3166-1 alpha-2, upper-case, or null
+    timezone                      IANA name or null
+    tags                          list of strings (never missing)
+    leadScore                     0-100 or null
+    custom.<key>                  declared custom fields; absent when unset.
+                                  NUMBER: number, TEXT: string, BOOLEAN: bool,
+                                  DATE: UTC datetime, MULTI_SELECT: list of strings
+    dateParts.<key>               for DATE fields: {"md": month*100+day, "y": year}
+    stats                         engagement rollups kept from raw events; see
+                                  ``segmentql.server.rollups`` for every field
+
+Values from a rule must reach the database only as data: in query documents
+they are operands of query operators, and inside ``$expr`` they are wrapped
+with :func:`literal`. Plugins never build regular expressions or JavaScript
+from user input; the compiler refuses ``$where``, ``$function``,
+``$accumulator``, ``$out`` and ``$merge`` from any plugin.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+UTC = dt.timezone.utc
+EPOCH = dt.date(1970, 1, 1)
+
+
+class RuleError(ValueError):
+    """Raised by ``Condition.validate`` (or ``compile``) when a node is not well
+    formed. The message is the reason, for a marketer: the service prefixes
+    the node's path and answers with ``extensions.code = "INVALID_RULE"``."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One ``RuleInput`` field contributed by a plugin.
+
+    field        the ``RuleInput`` field name (a GraphQL name, camelCase)
+    input_type   the strawberry ``@strawberry.input`` class of its value
+    description  what it selects, shown in GraphiQL and ``conditionTypes``
+    validate     ``validate(node, ctx: ValidationContext) -> None``; raise
+                 :class:`RuleError` when the node is not well formed
+    compile      ``compile(node, ctx: CompileContext) -> dict``: a MongoDB
+                 query document matching exactly the contacts the node selects
+
+    ``node`` is the condition's value as a dict in the GraphQL JSON shape:
+    camelCase keys, enum values as their names, ``DateTime`` as ISO-8601
+    strings, fields that were not given left out. It is also exactly what a
+    saved segment stores and gives back in ``Segment.rule``.
+    """
+
+    field: str
+    input_type: type
+    description: str
+    validate: Callable[[Mapping, "ValidationContext"], None]
+    compile: Callable[[Mapping, "CompileContext"], dict]
+
+
+@dataclass(frozen=True)
+class ValidationContext:
+    """What a validator may consult: the workspace's declared custom fields."""
+
+    custom_fields: Mapping[str, str]
+    coerce: Callable[[str, Any], Any]
+
+    def custom_field(self, key: Any, allowed: Iterable[str] | None = None) -> str:
+        """The declared type of custom field ``key``; RuleError when it is not
+        declared or its type is not one of ``allowed``."""
+        if not isinstance(key, str) or key not in self.custom_fields:
+            raise RuleError(f"custom field {key!r} is not declared in this workspace")
+        declared = self.custom_fields[key]
+        allowed = tuple(allowed or ())
+        if allowed and declared not in allowed:
+            raise RuleError(f"custom field {key!r} is {declared}; this condition needs {' or '.join(allowed)}")
+        return declared
+
+    def coerce_value(self, key: str, value: Any, what: str = "value") -> Any:
+        """``value`` coerced to the declared type of ``key`` as import does."""
+        try:
+            return self.coerce(self.custom_fields[key], value)
+        except ValueError as exc:
+            raise RuleError(f"{what} does not fit custom field {key!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class CompileContext:
+    """What a compiler may consult: the moment rules are evaluated at, and the
+    workspace's declared custom fields.
+
+    ``today`` is ``D`` of the specification: the UTC calendar day of ``as_of``,
+    as a day number (days since 1970-01-01).
+    """
+
+    as_of: dt.datetime
+    custom_fields: Mapping[str, str]
+    coerce: Callable[[str, Any], Any]
+
+    @property
+    def today(self) -> int:
+        return (self.as_of.astimezone(UTC).date() - EPOCH).days
+
+    @property
+    def today_date(self) -> dt.date:
+        return self.as_of.astimezone(UTC).date()
+
+    @staticmethod
+    def day_start(day: int) -> dt.datetime:
+        """Midnight UTC at the start of day number ``day``."""
+        return dt.datetime.combine(EPOCH + dt.timedelta(days=day), dt.time(), UTC)
+
+    @staticmethod
+    def date_of(day: int) -> dt.date:
+        return EPOCH + dt.timedelta(days=day)
+
+    def custom_path(self, key: str) -> str:
+        """The document path of a declared custom field. Refuses anything
+        undeclared, so no rule can address another part of the document."""
+        if key not in self.custom_fields:
+            raise RuleError(f"custom field {key!r} is not declared in this workspace")
+        return f"custom.{key}"
+
+
+# -- shared enums ------------------------------------------------------------
+
+@strawberry.enum(description="How a number from the data is compared with the value in the rule.")
+class Comparison(Enum):
+    EQ = strawberry.enum_value("EQ", description="equal to")
+    NE = strawberry.enum_value("NE", description="not equal to")
+    GT = strawberry.enum_value("GT", description="greater than")
+    GTE = strawberry.enum_value("GTE", description="greater than or equal to")
+    LT = strawberry.enum_value("LT", description="less than")
+    LTE = strawberry.enum_value("LTE", description="less than or equal to")
+
+
+@strawberry.enum(description="A kind of engagement event that can be counted.")
+class Metric(Enum):
+    OPENS = strawberry.enum_value("OPENS", description="OPEN events (email opens)")
+    CLICKS = strawberry.enum_value("CLICKS", description="CLICK events (link clicks)")
+    CONVERSIONS = strawberry.enum_value("CONVERSIONS", description="CONVERSION events (purchases, sign-ups)")
+
+
+@strawberry.enum(description="The activity whose most recent occurrence a recency rule looks at.")
+class Activity(Enum):
+    OPENED = strawberry.enum_value("OPENED", description="the latest OPEN event")
+    CLICKED = strawberry.enum_value("CLICKED", description="the latest CLICK event")
+    CONVERTED = strawberry.enum_value("CONVERTED", description="the latest CONVERSION event")
+    ANY = strawberry.enum_value("ANY", description="the latest OPEN, CLICK or CONVERSION event")
+
+
+@strawberry.enum(description="The kind of device an email was opened on.")
+class Device(Enum):
+    MOBILE = strawberry.enum_value("MOBILE", description="a phone")
+    DESKTOP = strawberry.enum_value("DESKTOP", description="a desktop or laptop computer")
+    TABLET = strawberry.enum_value("TABLET", description="a tablet")
+
+
+@strawberry.enum(description="A day of the week (ISO order, Monday first).")
+class Weekday(Enum):
+    MONDAY = strawberry.enum_value("MONDAY", description="Monday (ISO day 1)")
+    TUESDAY = strawberry.enum_value("TUESDAY", description="Tuesday (ISO day 2)")
+    WEDNESDAY = strawberry.enum_value("WEDNESDAY", description="Wednesday (ISO day 3)")
+    THURSDAY = strawberry.enum_value("THURSDAY", description="Thursday (ISO day 4)")
+    FRIDAY = strawberry.enum_value("FRIDAY", description="Friday (ISO day 5)")
+    SATURDAY = strawberry.enum_value("SATURDAY", description="Saturday (ISO day 6)")
+    SUNDAY = strawberry.enum_value("SUNDAY", description="Sunday (ISO day 7)")
+
+
+WEEKDAY_NUMBERS = {name: number for number, name in enumerate(Weekday.__members__, 1)}
+
+
+# -- helpers -----------------------------------------------------------------
+
+COMPARISON_OPERATORS = {"EQ": "$eq", "NE": "$ne", "GT": "$gt", "GTE": "$gte", "LT": "$lt", "LTE": "$lte"}
+
+
+def literal(value: Any) -> dict:
+    """A value inside ``$expr``, taken as data even when it looks like a field
+    path (``"$email"``) or an operator (``{"$gt": 1}``)."""
+    return {"$literal": value}
+
+
+def compare(path: str, comparison: str, value: Any) -> dict:
+    """``{path: {$op: value}}`` for a ``Comparison`` name. NE also matches a
+    missing field, as MongoDB's $ne does; add ``$exists`` where it must not."""
+    return {path: {COMPARISON_OPERATORS[comparison]: value}}
+
+
+def given(node: Mapping, names: Iterable[str]) -> list[str]:
+    """The names among ``names`` that the node sets."""
+    return [n for n in names if node.get(n) is not None]
+
+
+def require_exactly_one(node: Mapping, names: Iterable[str]) -> str:
+    names = list(names)
+    present = given(node, names)
+    if len(present) != 1:
+        options = ", ".join(f"`{n}`" for n in names)
+        if present:
+            raise RuleError(f"give exactly one of {options}, not {' and '.join(f'`{p}`' for p in present)}")
+        raise RuleError(f"give exactly one of {options}")
+    return present[0]
+
+
+def require_some(node: Mapping, names: Iterable[str]) -> list[str]:
+    names = list(names)
+    present = given(node, names)
+    if not present:
+        raise RuleError(f"give at least one of {', '.join(f'`{n}`' for n in names)}")
+    return present
+
+
+def require_positive(node: Mapping, name: str) -> None:
+    value = node.get(name)
+    if value is not None and value < 1:
+        raise RuleError(f"`{name}` must be at least 1, got {value}")
+
+
+def require_non_empty_lists(node: Mapping) -> None:
+    for name, value in node.items():
+        if isinstance(value, list) and not value:
+            raise RuleError(f"`{name}` must not be an empty list")
+
+
+ALWAYS = {}
+NEVER = {"_id": {"$exists": False}}  # every stored document has an _id

@@ -1,0 +1,113 @@
+"""``campaign``: what a contact did with one campaign it received.
+
+Each contact's rollup keeps one summary per campaign (``stats.campaigns``),
+with the campaign's name and sentAt and the ``latest`` flag, so every
+selector is a key of one ``$elemMatch``. Only "clicked a url containing S"
+needs ``$expr`` (a literal substring test, never a pattern), and it runs only
+on contacts whose summary already passed the ``$elemMatch``.
+"""
+
+from typing import Optional
+
+import strawberry
+
+from .. import CompileContext, Condition, RuleError, hookimpl, literal, require_exactly_one, require_some
+from .common import IntComparison
+
+SELECTORS = ("campaignId", "campaignName", "latest")
+PARTS = ("opened", "clicked", "clickedUrlContains", "notClickedUrlContains", "daysSinceSent")
+
+
+@strawberry.input(description="What a contact did with one campaign it received (has a SENT event for). "
+                              "Select the campaign with exactly one of `campaignId`, `campaignName`, "
+                              "`latest`; every other part given must hold, counting only that campaign's events.")
+class CampaignCondition:
+    campaign_id: Optional[strawberry.ID] = strawberry.field(
+        default=strawberry.UNSET, description="Select the campaign by its id.")
+    campaign_name: Optional[str] = strawberry.field(
+        default=strawberry.UNSET, description="Select the campaign by its exact name (names are unique).")
+    latest: Optional[bool] = strawberry.field(
+        default=strawberry.UNSET,
+        description="`true`: the newest campaign (by sentAt; ties: greatest id) the contact received.")
+    opened: Optional[bool] = strawberry.field(
+        default=strawberry.UNSET, description="true: opened it at least once; false: never opened it.")
+    clicked: Optional[bool] = strawberry.field(
+        default=strawberry.UNSET, description="true: clicked at least one link; false: clicked none.")
+    clicked_url_contains: Optional[str] = strawberry.field(
+        default=strawberry.UNSET,
+        description="Clicked a link whose url contains this text (case-insensitive; literal text, not a pattern).")
+    not_clicked_url_contains: Optional[str] = strawberry.field(
+        default=strawberry.UNSET, description="Clicked no link whose url contains this text (case-insensitive).")
+    days_since_sent: Optional[IntComparison] = strawberry.field(
+        default=strawberry.UNSET,
+        description="Compares the number of UTC days from the campaign's sentAt day to today with a value.")
+
+
+def validate_campaign(node, _ctx) -> None:
+    require_exactly_one(node, SELECTORS)
+    if node.get("latest") is False:
+        raise RuleError("`latest` can only be true; select another campaign with `campaignId` or `campaignName`")
+    require_some(node, PARTS)
+    for name in ("clickedUrlContains", "notClickedUrlContains"):
+        if node.get(name) == "":
+            raise RuleError(f"`{name}` must not be empty")
+
+
+def _sent_at_bounds(comparison: str, value: int, ctx: CompileContext) -> dict:
+    """daysSinceSent = D - day(sentAt), compared with value, as bounds on sentAt."""
+    day = ctx.today - value  # the sentAt day at which daysSinceSent == value
+    start, end = ctx.day_start(day), ctx.day_start(day + 1)
+    return {
+        "EQ": {"$gte": start, "$lt": end},
+        "NE": {"$not": {"$gte": start, "$lt": end}},
+        "GT": {"$lt": start},
+        "GTE": {"$lt": end},
+        "LT": {"$gte": end},
+        "LTE": {"$gte": start},
+    }[comparison]
+
+
+def _selector(node) -> tuple[str, object]:
+    if node.get("campaignId") is not None:
+        return "id", node["campaignId"]
+    if node.get("campaignName") is not None:
+        return "name", node["campaignName"]
+    return "latest", True
+
+
+def _clicked_url_containing(text: str) -> dict:
+    """$expr on one summary ``$$c``: a clicked url contains ``text`` (urls are stored lower-cased)."""
+    return {"$anyElementTrue": [{"$map": {
+        "input": "$$c.urls", "as": "u",
+        "in": {"$gte": [{"$indexOfCP": ["$$u", literal(text.lower())]}, 0]}}}]}
+
+
+def compile_campaign(node, ctx: CompileContext) -> dict:
+    key, value = _selector(node)
+    summary: dict = {key: value, "received": True}
+    if node.get("opened") is not None:
+        summary["opens"] = {"$gt": 0} if node["opened"] else 0
+    if node.get("clicked") is not None:
+        summary["clicks"] = {"$gt": 0} if node["clicked"] else 0
+    if node.get("daysSinceSent") is not None:
+        summary["sentAt"] = _sent_at_bounds(node["daysSinceSent"]["comparison"], node["daysSinceSent"]["value"], ctx)
+    query = {"stats.campaigns": {"$elemMatch": summary}}
+    url_tests = []
+    if node.get("clickedUrlContains") is not None:
+        url_tests.append(_clicked_url_containing(node["clickedUrlContains"]))
+    if node.get("notClickedUrlContains") is not None:
+        url_tests.append({"$not": [_clicked_url_containing(node["notClickedUrlContains"])]})
+    if not url_tests:
+        return query
+    # The selector picks at most one summary, so testing the urls of the
+    # selected one after the $elemMatch is the same as testing them inside it.
+    return {"$and": [query, {"$expr": {"$anyElementTrue": [{"$map": {
+        "input": "$stats.campaigns", "as": "c",
+        "in": {"$and": [{"$eq": [f"$$c.{key}", literal(value)]}, *url_tests]}}}]}}]}
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(
+        field="campaign", input_type=CampaignCondition, validate=validate_campaign, compile=compile_campaign,
+        description="Opens, clicks, clicked links and age of one campaign the contact received."))

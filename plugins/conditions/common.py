@@ -1,0 +1,33 @@
+"""Input types shared by several built-in conditions."""
+
+from typing import Optional
+
+import strawberry
+
+from ..api import Comparison, RuleError, given
+
+
+@strawberry.input(description="Membership of a single value in a list. Give exactly one of `in` and `notIn`.")
+class SetCondition:
+    in_: Optional[list[str]] = strawberry.field(
+        name="in", default=strawberry.UNSET, description="Matches when the contact's value is one of these.")
+    not_in: Optional[list[str]] = strawberry.field(
+        default=strawberry.UNSET,
+        description="Matches when the contact's value is none of these (a contact without a value matches).")
+
+
+@strawberry.input(description="A whole number compared with a value, e.g. `{comparison: GTE, value: 3}`.")
+class IntComparison:
+    comparison: Comparison = strawberry.field(description="How the number is compared with `value`.")
+    value: int = strawberry.field(description="The number to compare with.")
+
+
+def validate_set(node, _ctx) -> None:
+    present = given(node, ("in", "notIn"))
+    if len(present) != 1:
+        raise RuleError("give exactly one of `in` and `notIn`")
+
+
+def set_query(path: str, node, values) -> dict:
+    """``{path: {$in: values}}`` or ``{path: {$nin: values}}`` ($nin also matches a missing value)."""
+    return {path: {"$in" if node.get("in") is not None else "$nin": list(values)}}

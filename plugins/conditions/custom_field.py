@@ -1,0 +1,71 @@
+"""``customField``: equality, set membership or presence of any custom field."""
+
+from typing import Optional
+
+import strawberry
+from strawberry.scalars import JSON
+
+from .. import CompileContext, Condition, RuleError, hookimpl, require_exactly_one
+
+OPERATORS = ("equals", "notEquals", "containsAny", "containsAll", "containsNone", "exists")
+LIST_OPERATORS = {"containsAny": "$in", "containsAll": "$all", "containsNone": "$nin"}
+
+
+@strawberry.input(description="One test of a declared custom field; give exactly one operator.")
+class CustomFieldCondition:
+    field: str = strawberry.field(description="Key of a declared custom field.")
+    equals: Optional[JSON] = strawberry.field(
+        default=strawberry.UNSET,
+        description="Equal to this value, read as the field's type is on import (DATE: same UTC day; "
+                    "MULTI_SELECT: same set of options).")
+    not_equals: Optional[JSON] = strawberry.field(
+        default=strawberry.UNSET, description="Not equal to this value; a contact without the field matches.")
+    contains_any: Optional[list[str]] = strawberry.field(
+        default=strawberry.UNSET, description="MULTI_SELECT only: has at least one of these options.")
+    contains_all: Optional[list[str]] = strawberry.field(
+        default=strawberry.UNSET, description="MULTI_SELECT only: has every one of these options.")
+    contains_none: Optional[list[str]] = strawberry.field(
+        default=strawberry.UNSET,
+        description="MULTI_SELECT only: has none of these options (a contact without the field matches).")
+    exists: Optional[bool] = strawberry.field(
+        default=strawberry.UNSET, description="true: the field is set (an empty list counts); false: it is not.")
+
+
+def validate_custom_field(node, ctx) -> None:
+    field_type = ctx.custom_field(node.get("field"))
+    operator = require_exactly_one(node, OPERATORS)
+    if operator in LIST_OPERATORS and field_type != "MULTI_SELECT":
+        raise RuleError(f"`{operator}` applies to MULTI_SELECT fields; {node['field']!r} is {field_type}")
+    if operator in ("equals", "notEquals"):
+        ctx.coerce_value(node["field"], node[operator], f"`{operator}`")
+
+
+def _equals(path: str, field_type: str, value, ctx: CompileContext) -> dict:
+    if field_type == "DATE":
+        day = (value.date() - ctx.date_of(0)).days
+        return {path: {"$gte": ctx.day_start(day), "$lt": ctx.day_start(day + 1)}}
+    if field_type == "MULTI_SELECT":
+        # Stored lists hold each option once, so "same set" is "all of them, and no more".
+        return {path: {"$size": len(value), "$all": value}} if value else {path: {"$size": 0}}
+    return {path: {"$eq": value}}
+
+
+def compile_custom_field(node, ctx: CompileContext) -> dict:
+    key = node["field"]
+    path = ctx.custom_path(key)
+    field_type = ctx.custom_fields[key]
+    operator = next(op for op in OPERATORS if node.get(op) is not None)
+    if operator == "exists":
+        return {path: {"$exists": node["exists"]}}
+    if operator in LIST_OPERATORS:
+        return {path: {LIST_OPERATORS[operator]: list(node[operator])}}
+    equals = _equals(path, field_type, ctx.coerce(field_type, node[operator]), ctx)
+    return equals if operator == "equals" else {"$nor": [equals]}
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(
+        field="customField", input_type=CustomFieldCondition, validate=validate_custom_field,
+        compile=compile_custom_field,
+        description="A custom field equals / does not equal a value, contains options, or is set."))

@@ -1,0 +1,101 @@
+"""``dateAnniversary``: an anniversary of a DATE custom field falls today, this
+week, this month or within the next N days.
+
+An anniversary is the same month and day in a later year (29 February falls
+on 28 February in other years). Import stores each DATE's month-day and year
+beside it (``dateParts.<key>``), so the compiler turns the window into "one of
+these month-days, and a year before the anniversary's" — plain queries, no
+per-document date arithmetic.
+"""
+
+import calendar
+import datetime as dt
+import enum
+from collections import defaultdict
+from typing import Optional
+
+import strawberry
+
+from .. import NEVER, CompileContext, Condition, RuleError, hookimpl, require_positive
+
+LAST_DAY = dt.date(9999, 12, 31)
+
+
+@strawberry.enum(description="When an anniversary must fall.")
+class AnniversaryWindow(enum.Enum):
+    TODAY = strawberry.enum_value("TODAY", description="today (UTC)")
+    THIS_WEEK = strawberry.enum_value("THIS_WEEK", description="this ISO week, Monday to Sunday")
+    THIS_MONTH = strawberry.enum_value("THIS_MONTH", description="this calendar month")
+    NEXT_DAYS = strawberry.enum_value("NEXT_DAYS", description="today or within the next `days` days")
+
+
+@strawberry.input(description="An anniversary of a DATE custom field (same month and day in a later year) "
+                              "falls in a window around today.")
+class DateAnniversaryCondition:
+    field: str = strawberry.field(description="Key of a declared DATE custom field.")
+    window: AnniversaryWindow = strawberry.field(description="When the anniversary must fall.")
+    days: Optional[int] = strawberry.field(
+        default=strawberry.UNSET, description="With NEXT_DAYS: how many days after today the window reaches.")
+
+
+def validate_date_anniversary(node, ctx) -> None:
+    ctx.custom_field(node.get("field"), ("DATE",))
+    if (node["window"] == "NEXT_DAYS") != (node.get("days") is not None):
+        raise RuleError("`days` goes with window NEXT_DAYS, and NEXT_DAYS needs `days`")
+    require_positive(node, "days")
+
+
+def window_dates(window: str, today: dt.date, days: int | None) -> tuple[dt.date, dt.date]:
+    if window == "TODAY":
+        return today, today
+    if window == "THIS_WEEK":
+        monday = today - dt.timedelta(days=today.isoweekday() - 1)
+        return monday, min(monday + dt.timedelta(days=6), LAST_DAY)
+    if window == "THIS_MONTH":
+        return today.replace(day=1), today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    return today, (today + dt.timedelta(days=days)) if (LAST_DAY - today).days > days else LAST_DAY
+
+
+def anniversary(month_day: int, year: int) -> dt.date:
+    month, day = divmod(month_day, 100)
+    if month == 2 and day == 29 and not calendar.isleap(year):
+        day = 28
+    return dt.date(year, month, day)
+
+
+MONTH_DAYS = [m * 100 + d for m in range(1, 13) for d in range(1, calendar.monthrange(2024, m)[1] + 1)]
+
+
+def latest_years(first: dt.date, last: dt.date) -> dict[int, int]:
+    """Month-day -> the latest year whose anniversary lies in [first, last].
+    A date matches when its own year is before that year. Years before
+    ``last.year - 2`` never matter: a window longer than two years already has
+    an anniversary of every month-day in one of its last two years."""
+    latest: dict[int, int] = {}
+    for year in range(max(first.year, last.year - 2), last.year + 1):
+        for month_day in MONTH_DAYS:
+            if first <= anniversary(month_day, year) <= last:
+                latest[month_day] = year
+    return latest
+
+
+def compile_date_anniversary(node, ctx: CompileContext) -> dict:
+    key = node["field"]
+    ctx.custom_path(key)
+    first, last = window_dates(node["window"], ctx.today_date, node.get("days"))
+    by_year: dict[int, list[int]] = defaultdict(list)
+    for month_day, year in latest_years(first, last).items():
+        by_year[year].append(month_day)
+    parts = f"dateParts.{key}"
+    if not by_year:
+        return NEVER
+    return {"$or": [{f"{parts}.md": {"$in": sorted(mds)}, f"{parts}.y": {"$lt": year}}
+                    for year, mds in sorted(by_year.items())]}
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(
+        field="dateAnniversary", input_type=DateAnniversaryCondition, validate=validate_date_anniversary,
+        compile=compile_date_anniversary,
+        description="An anniversary of a DATE custom field today, this week, this month or in the next N days."))

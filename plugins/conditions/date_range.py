@@ -1,0 +1,57 @@
+"""``dateRange``: a DATE custom field within days relative to today and/or
+strictly between two instants."""
+
+import datetime as dt
+from typing import Optional
+
+import strawberry
+
+from .. import CompileContext, Condition, hookimpl, require_some
+
+BOUNDS = ("fromDays", "toDays", "after", "before")
+
+
+@strawberry.input(description="A DATE custom field within a window. Every bound given must hold; give at least "
+                              "one. \"Between today and 7 days from now\" is `{fromDays: 0, toDays: 7}`.")
+class DateRangeCondition:
+    field: str = strawberry.field(description="Key of a declared DATE custom field.")
+    from_days: Optional[int] = strawberry.field(
+        default=strawberry.UNSET,
+        description="The date's UTC day is this many days after today or later (negative: before today).")
+    to_days: Optional[int] = strawberry.field(
+        default=strawberry.UNSET, description="The date's UTC day is at most this many days after today.")
+    after: Optional[dt.datetime] = strawberry.field(
+        default=strawberry.UNSET, description="The date is strictly after this instant.")
+    before: Optional[dt.datetime] = strawberry.field(
+        default=strawberry.UNSET, description="The date is strictly before this instant.")
+
+
+def validate_date_range(node, ctx) -> None:
+    ctx.custom_field(node.get("field"), ("DATE",))
+    require_some(node, BOUNDS)
+
+
+def _instant(text: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed
+
+
+def compile_date_range(node, ctx: CompileContext) -> dict:
+    path = ctx.custom_path(node["field"])
+    clauses = [{path: {"$type": "date"}}]
+    if node.get("fromDays") is not None:
+        clauses.append({path: {"$gte": ctx.day_start(ctx.today + node["fromDays"])}})
+    if node.get("toDays") is not None:
+        clauses.append({path: {"$lt": ctx.day_start(ctx.today + node["toDays"] + 1)}})
+    if node.get("after") is not None:
+        clauses.append({path: {"$gt": _instant(node["after"])}})
+    if node.get("before") is not None:
+        clauses.append({path: {"$lt": _instant(node["before"])}})
+    return {"$and": clauses}
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(
+        field="dateRange", input_type=DateRangeCondition, validate=validate_date_range, compile=compile_date_range,
+        description="A DATE custom field between days relative to today and/or two instants."))

@@ -1,0 +1,101 @@
+"""``engagement``: how many opens / clicks / conversions a contact has, in
+total or on the last N days, optionally opens on one device only.
+
+Totals are plain fields of the rollup. A window uses the rollup's daily
+buckets, whose counts are suffix sums ("opens on this day or later"): for a
+contact with no engagement after today, "at least k in the last N days" is the
+index-friendly ``$elemMatch {day >= D-N+1, opensSince >= k}``. Only contacts
+with events dated after ``asOf`` (an ``asOf`` in the past) need the exact
+``$expr`` that subtracts the later part.
+"""
+
+from typing import Optional
+
+import strawberry
+
+from .. import (ALWAYS, NEVER, CompileContext, Comparison, Condition, Device, Metric, RuleError, compare,
+                hookimpl, require_positive)
+from ...server.rollups import DEVICE_SINCE
+
+TOTAL_PATHS = {"OPENS": "stats.opens", "CLICKS": "stats.clicks", "CONVERSIONS": "stats.conversions"}
+SINCE_FIELDS = {"OPENS": "opensSince", "CLICKS": "clicksSince", "CONVERSIONS": "conversionsSince"}
+
+
+@strawberry.input(description="Compares the number of engagement events with a value, e.g. "
+                              "`{metric: OPENS, comparison: GTE, value: 3, withinDays: 30}`.")
+class EngagementCondition:
+    metric: Metric = strawberry.field(description="Which events are counted.")
+    comparison: Comparison = strawberry.field(description="How the count is compared with `value`.")
+    value: int = strawberry.field(description="The number of events to compare the count with.")
+    within_days: Optional[int] = strawberry.field(
+        default=strawberry.UNSET,
+        description="Count only events on the last N UTC days (today and the N-1 days before). "
+                    "Without it, every stored event counts.")
+    device: Optional[Device] = strawberry.field(
+        default=strawberry.UNSET, description="Count only opens on this device (metric OPENS only).")
+
+
+def validate_engagement(node, _ctx) -> None:
+    if node.get("device") is not None and node["metric"] != "OPENS":
+        raise RuleError(f"`device` only applies to metric OPENS, not {node['metric']}")
+    require_positive(node, "withinDays")
+
+
+def _negate(query: dict) -> dict:
+    if query is ALWAYS:
+        return NEVER
+    return {"$nor": [query]}
+
+
+def _window_count_expr(since: str, first_day: int, today: int) -> dict:
+    """$expr: events on days first_day..today, as S(first_day) - S(today + 1)."""
+    def suffix(day: int) -> dict:
+        return {"$ifNull": [{"$max": {"$map": {
+            "input": {"$filter": {"input": "$stats.activity", "as": "b", "cond": {"$gte": ["$$b.day", day]}}},
+            "as": "b", "in": f"$$b.{since}"}}}, 0]}
+    return {"$subtract": [suffix(first_day), suffix(today + 1)]}
+
+
+def _at_least(k: int, since: str, first_day: int, today: int) -> dict:
+    if k <= 0:
+        return ALWAYS
+    nothing_later = {"$and": [
+        {"stats.lastEngagedDay": {"$not": {"$gt": today}}},
+        {"stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, since: {"$gte": k}}}}]}
+    some_later = {"$and": [
+        {"stats.lastEngagedDay": {"$gt": today}},
+        {"$expr": {"$gte": [_window_count_expr(since, first_day, today), k]}}]}
+    return {"$or": [nothing_later, some_later]}
+
+
+def compile_engagement(node, ctx: CompileContext) -> dict:
+    metric, comparison, value = node["metric"], node["comparison"], node["value"]
+    device = node.get("device")
+    days = node.get("withinDays")
+    if days is None:
+        path = f"stats.opensByDevice.{device}" if device else TOTAL_PATHS[metric]
+        return compare(path, comparison, value)
+    since = DEVICE_SINCE[device] if device else SINCE_FIELDS[metric]
+    today = ctx.today
+
+    def at_least(k: int) -> dict:
+        return _at_least(k, since, today - days + 1, today)
+
+    exactly = {"$and": [at_least(value), _negate(at_least(value + 1))]}
+    return {
+        "GTE": lambda: at_least(value),
+        "GT": lambda: at_least(value + 1),
+        "LT": lambda: _negate(at_least(value)),
+        "LTE": lambda: _negate(at_least(value + 1)),
+        "EQ": lambda: exactly,
+        "NE": lambda: _negate(exactly),
+    }[comparison]()
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(
+        field="engagement", input_type=EngagementCondition, validate=validate_engagement,
+        compile=compile_engagement,
+        description="Number of opens, clicks or conversions, in total or on the last N days "
+                    "(contacts without events count 0)."))

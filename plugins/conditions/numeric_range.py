@@ -1,0 +1,50 @@
+"""``numericRange``: a NUMBER custom field compared with a value or within bounds."""
+
+from typing import Optional
+
+import strawberry
+
+from .. import COMPARISON_OPERATORS, Comparison, CompileContext, Condition, RuleError, hookimpl, require_some
+
+
+@strawberry.input(description="A NUMBER custom field, either compared with `value` (`comparison` and `value` "
+                              "together) or within `[min, max]`. A contact without the field never matches.")
+class NumericRangeCondition:
+    field: str = strawberry.field(description="Key of a declared NUMBER custom field.")
+    comparison: Optional[Comparison] = strawberry.field(
+        default=strawberry.UNSET, description="How the field is compared with `value`.")
+    value: Optional[float] = strawberry.field(default=strawberry.UNSET, description="The number to compare with.")
+    min: Optional[float] = strawberry.field(default=strawberry.UNSET, description="Lowest matching value, inclusive.")
+    max: Optional[float] = strawberry.field(default=strawberry.UNSET, description="Highest matching value, inclusive.")
+
+
+def validate_numeric_range(node, ctx) -> None:
+    ctx.custom_field(node.get("field"), ("NUMBER",))
+    compared = [n for n in ("comparison", "value") if node.get(n) is not None]
+    bounded = [n for n in ("min", "max") if node.get(n) is not None]
+    if compared and bounded:
+        raise RuleError("give either `comparison` with `value`, or `min`/`max`, not both")
+    if len(compared) == 1:
+        raise RuleError("`comparison` and `value` go together")
+    require_some(node, ("comparison", "min", "max"))
+
+
+def compile_numeric_range(node, ctx: CompileContext) -> dict:
+    path = ctx.custom_path(node["field"])
+    bounds: dict = {"$type": "number"}  # also keeps NE from matching a missing field
+    if node.get("comparison") is not None:
+        bounds[COMPARISON_OPERATORS[node["comparison"]]] = node["value"]
+    else:
+        if node.get("min") is not None:
+            bounds["$gte"] = node["min"]
+        if node.get("max") is not None:
+            bounds["$lte"] = node["max"]
+    return {path: bounds}
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(
+        field="numericRange", input_type=NumericRangeCondition, validate=validate_numeric_range,
+        compile=compile_numeric_range,
+        description="A NUMBER custom field compared with a value, or between two bounds."))

@@ -1,0 +1,51 @@
+"""``recency``: when the contact last opened / clicked / converted."""
+
+from typing import Optional
+
+import strawberry
+
+from .. import Activity, CompileContext, Condition, RuleError, hookimpl, require_exactly_one, require_positive
+
+LAST_PATHS = {"OPENED": "stats.lastOpenAt", "CLICKED": "stats.lastClickAt",
+              "CONVERTED": "stats.lastConversionAt", "ANY": "stats.lastActivityAt"}
+
+
+@strawberry.input(description="When the latest event of an activity happened: within the last N days, or "
+                              "more than N days ago. Give exactly one of `withinDays` and `moreThanDaysAgo`.")
+class RecencyCondition:
+    activity: Activity = strawberry.field(description="Whose latest event is looked at.")
+    within_days: Optional[int] = strawberry.field(
+        default=strawberry.UNSET,
+        description="The latest event is on one of the last N UTC days (today and the N-1 days before).")
+    more_than_days_ago: Optional[int] = strawberry.field(
+        default=strawberry.UNSET, description="The latest event is on a UTC day N or more days before today.")
+    include_never: bool = strawberry.field(
+        default=True,
+        description="With `moreThanDaysAgo`: whether contacts that never had the activity match too.")
+
+
+def validate_recency(node, _ctx) -> None:
+    require_exactly_one(node, ("withinDays", "moreThanDaysAgo"))
+    require_positive(node, "withinDays")
+    require_positive(node, "moreThanDaysAgo")
+    # includeNever defaults to true, so only an explicit false can be seen as given.
+    if node.get("includeNever") is False and node.get("moreThanDaysAgo") is None:
+        raise RuleError("`includeNever` only applies with `moreThanDaysAgo`")
+
+
+def compile_recency(node, ctx: CompileContext) -> dict:
+    path = LAST_PATHS[node["activity"]]
+    today = ctx.today
+    if node.get("withinDays") is not None:
+        return {path: {"$gte": ctx.day_start(today - node["withinDays"] + 1), "$lt": ctx.day_start(today + 1)}}
+    long_ago = {path: {"$lt": ctx.day_start(today - node["moreThanDaysAgo"] + 1)}}
+    if node.get("includeNever", True):
+        return {"$or": [long_ago, {path: None}]}
+    return long_ago
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(
+        field="recency", input_type=RecencyCondition, validate=validate_recency, compile=compile_recency,
+        description="How long ago the contact last opened, clicked, converted or did any of these."))

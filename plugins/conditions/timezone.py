@@ -1,0 +1,55 @@
+"""``timezone``: the contact's IANA time zone is (not) one of a list, where the
+US abbreviations PST MST CST EST AKST HST stand for every US, CA and MX zone
+of ``zone.tab`` whose standard (January) UTC offset is -8 ... -10."""
+
+import datetime as dt
+from functools import cache
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+from .. import Condition, hookimpl
+from .common import SetCondition, set_query, validate_set
+
+ABBREVIATION_OFFSETS = {"PST": -8, "MST": -7, "CST": -6, "EST": -5, "AKST": -9, "HST": -10}
+NORTH_AMERICA = {"US", "CA", "MX"}
+
+
+@cache
+def zones_by_abbreviation() -> dict[str, tuple[str, ...]]:
+    """Abbreviation -> zones, from the zone.tab shipped with tzdata. The offset
+    is taken on 1 January (standard time in the northern hemisphere)."""
+    table = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
+    january = dt.datetime(dt.date.today().year, 1, 1, 12)
+    found: dict[str, list[str]] = {abbr: [] for abbr in ABBREVIATION_OFFSETS}
+    for line in table.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        code, _coords, zone = line.split("\t")[:3]
+        if code not in NORTH_AMERICA:
+            continue
+        hours = ZoneInfo(zone).utcoffset(january).total_seconds() / 3600
+        for abbr, offset in ABBREVIATION_OFFSETS.items():
+            if hours == offset:
+                found[abbr].append(zone)
+    return {abbr: tuple(sorted(zones)) for abbr, zones in found.items()}
+
+
+def expand(values) -> list[str]:
+    zones = zones_by_abbreviation()
+    out: dict[str, None] = {}
+    for value in values:
+        out.update(dict.fromkeys(zones.get(value, (value,))))
+    return list(out)
+
+
+def compile_timezone(node, _ctx) -> dict:
+    return set_query("timezone", node, expand(node.get("in") or node.get("notIn")))
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(
+        field="timezone", input_type=SetCondition, validate=validate_set, compile=compile_timezone,
+        description="The contact's time zone: IANA names (`America/Chicago`) or the abbreviations "
+                    "PST, MST, CST, EST, AKST, HST, each meaning every US, Canadian and Mexican zone "
+                    "with that standard UTC offset (so MST includes America/Phoenix)."))

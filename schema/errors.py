@@ -1,0 +1,77 @@
+"""One error convention for the whole API: every error carries
+``extensions.code``.
+
+    UNAUTHENTICATED         (HTTP 401, before GraphQL runs) missing or wrong API key
+    GRAPHQL_VALIDATION_FAILED  the document does not fit the schema
+    BAD_USER_INPUT          an argument out of range or malformed (message names it)
+    INVALID_RULE            a rule that is not well formed (message names the node's path)
+    NOT_FOUND               the segment (or other item) does not exist in this workspace
+    CONFLICT                the change contradicts stored data (e.g. a field's declared type)
+    CONDITION_FAILED        a condition plugin failed on this rule; the service is unaffected
+    TIMEOUT                 the database did not answer within the time limit
+    DATABASE_UNAVAILABLE    the database cannot be reached right now; retry
+    INTERNAL_ERROR          anything unexpected; details are logged, never sent
+
+Exceptions the service raises on purpose are mapped here; anything else is
+masked so that no driver message or stack trace reaches a client.
+"""
+
+import logging
+from collections.abc import Iterator
+
+from graphql.error import GraphQLError
+from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
+from strawberry.extensions import SchemaExtension
+
+from segmentql.server.compiler import ConditionFailed, InvalidRule
+from segmentql.server.ingest import FieldDefinitionError
+from segmentql.server.segments import BadArgument, NotFound
+
+log = logging.getLogger("segmentql.errors")
+
+CODES: tuple[tuple[type[BaseException], str], ...] = (
+    (InvalidRule, "INVALID_RULE"),
+    (BadArgument, "BAD_USER_INPUT"),
+    (NotFound, "NOT_FOUND"),
+    (FieldDefinitionError, "CONFLICT"),
+    (ConditionFailed, "CONDITION_FAILED"),
+    (ExecutionTimeout, "TIMEOUT"),
+    (ServerSelectionTimeoutError, "DATABASE_UNAVAILABLE"),
+    (AutoReconnect, "DATABASE_UNAVAILABLE"),
+    (ConnectionFailure, "DATABASE_UNAVAILABLE"),
+)
+MESSAGES = {
+    "TIMEOUT": "the query took longer than the time limit; narrow the rule or try again",
+    "DATABASE_UNAVAILABLE": "the database is unavailable right now; try again shortly",
+    "INTERNAL_ERROR": "internal error; it has been logged",
+}
+
+
+def code_for(error: GraphQLError) -> tuple[str, str]:
+    original = error.original_error
+    if original is None:
+        return error.extensions.get("code") or "GRAPHQL_VALIDATION_FAILED", error.message
+    for kind, code in CODES:
+        if isinstance(original, kind):
+            return code, MESSAGES.get(code, str(original))
+    if isinstance(original, GraphQLError):
+        return original.extensions.get("code") or "BAD_USER_INPUT", original.message
+    log.error("unexpected error at %s", error.path, exc_info=original)
+    return "INTERNAL_ERROR", MESSAGES["INTERNAL_ERROR"]
+
+
+class ErrorCodes(SchemaExtension):
+    """Gives every error its code and masks unexpected ones."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None):
+            return
+        processed = []
+        for error in result.errors:
+            code, message = code_for(error)
+            processed.append(GraphQLError(message, nodes=error.nodes, source=error.source,
+                                          positions=error.positions, path=error.path,
+                                          extensions={**(error.extensions or {}), "code": code}))
+        result.errors = processed

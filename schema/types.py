@@ -1,0 +1,171 @@
+"""Output types of the API (everything a query can return)."""
+
+import datetime as dt
+import enum
+from typing import Optional
+
+import strawberry
+from strawberry.scalars import JSON
+
+from segmentql.plugins.api import Device, Weekday
+
+
+@strawberry.enum(description="The type of a custom field; values are coerced to it on import.")
+class CustomFieldType(enum.Enum):
+    NUMBER = strawberry.enum_value("NUMBER", description="a number (integer or decimal)")
+    TEXT = strawberry.enum_value("TEXT", description="a string")
+    BOOLEAN = strawberry.enum_value("BOOLEAN", description="true or false")
+    DATE = strawberry.enum_value("DATE", description="YYYY-MM-DD or an ISO-8601 datetime, stored as UTC")
+    MULTI_SELECT = strawberry.enum_value("MULTI_SELECT", description="a list of strings (options)")
+
+
+@strawberry.enum(description="The kind of an email event.")
+class EventType(enum.Enum):
+    SENT = strawberry.enum_value("SENT", description="a campaign was sent to the contact")
+    OPEN = strawberry.enum_value("OPEN", description="the contact opened an email")
+    CLICK = strawberry.enum_value("CLICK", description="the contact clicked a link")
+    CONVERSION = strawberry.enum_value("CONVERSION", description="the contact converted (bought, signed up)")
+
+
+def _json_value(value):
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return aware.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return value
+
+
+@strawberry.type(description="Opens on each kind of device.")
+class DeviceCounts:
+    mobile: int = strawberry.field(description="Opens on phones.")
+    desktop: int = strawberry.field(description="Opens on desktop computers.")
+    tablet: int = strawberry.field(description="Opens on tablets.")
+
+
+@strawberry.type(description="What a contact did with one campaign.")
+class CampaignEngagement:
+    campaign_id: strawberry.ID = strawberry.field(description="The campaign's id.")
+    name: Optional[str] = strawberry.field(description="The campaign's name.")
+    sent_at: Optional[dt.datetime] = strawberry.field(description="When the campaign was sent (the campaign's sentAt).")
+    received: bool = strawberry.field(description="The contact has a SENT event for it.")
+    opens: int = strawberry.field(description="OPEN events for this campaign.")
+    clicks: int = strawberry.field(description="CLICK events for this campaign.")
+    clicked_urls: list[str] = strawberry.field(description="Distinct clicked urls, lower-cased.")
+    latest: bool = strawberry.field(description="This is the newest campaign the contact received.")
+
+
+@strawberry.type(description="Engagement statistics of a contact, kept up to date from its events.")
+class EngagementStats:
+    events: int = strawberry.field(description="Stored events of every type.")
+    sends: int = strawberry.field(description="SENT events.")
+    opens: int = strawberry.field(description="OPEN events.")
+    clicks: int = strawberry.field(description="CLICK events.")
+    conversions: int = strawberry.field(description="CONVERSION events.")
+    opens_by_device: DeviceCounts = strawberry.field(description="OPEN events by device.")
+    last_open_at: Optional[dt.datetime] = strawberry.field(description="Time of the latest OPEN.")
+    last_click_at: Optional[dt.datetime] = strawberry.field(description="Time of the latest CLICK.")
+    last_conversion_at: Optional[dt.datetime] = strawberry.field(description="Time of the latest CONVERSION.")
+    last_activity_at: Optional[dt.datetime] = strawberry.field(description="Latest OPEN, CLICK or CONVERSION.")
+    last_open_device: Optional[Device] = strawberry.field(description="Device of the latest OPEN, if it had one.")
+    top_open_hour: Optional[int] = strawberry.field(
+        description="Most common open hour (0-23) in the contact's time zone; ties: the earliest.")
+    top_open_weekday: Optional[Weekday] = strawberry.field(description="Most common open weekday; ties: the earliest.")
+    open_hours: list[int] = strawberry.field(description="Opens per hour 0-23 in the contact's time zone.")
+    open_weekdays: list[int] = strawberry.field(description="Opens per ISO weekday, Monday first.")
+    campaigns: list[CampaignEngagement] = strawberry.field(description="Per-campaign engagement.")
+
+    @classmethod
+    def from_doc(cls, stats: dict) -> "EngagementStats":
+        weekday = stats.get("topOpenWeekday")
+        device = stats.get("lastOpenDevice")
+        by_device = stats.get("opensByDevice") or {}
+        return cls(
+            events=stats.get("events", 0), sends=stats.get("sends", 0), opens=stats.get("opens", 0),
+            clicks=stats.get("clicks", 0), conversions=stats.get("conversions", 0),
+            opens_by_device=DeviceCounts(mobile=by_device.get("MOBILE", 0), desktop=by_device.get("DESKTOP", 0),
+                                         tablet=by_device.get("TABLET", 0)),
+            last_open_at=stats.get("lastOpenAt"), last_click_at=stats.get("lastClickAt"),
+            last_conversion_at=stats.get("lastConversionAt"), last_activity_at=stats.get("lastActivityAt"),
+            last_open_device=Device[device] if device else None,
+            top_open_hour=stats.get("topOpenHour"),
+            top_open_weekday=list(Weekday)[weekday - 1] if weekday else None,
+            open_hours=stats.get("openHours") or [0] * 24, open_weekdays=stats.get("openWeekdays") or [0] * 7,
+            campaigns=[CampaignEngagement(campaign_id=c["id"], name=c.get("name"), sent_at=c.get("sentAt"),
+                                          received=c["received"], opens=c["opens"], clicks=c["clicks"],
+                                          clicked_urls=c["urls"], latest=c["latest"])
+                       for c in stats.get("campaigns") or []])
+
+
+@strawberry.type(description="A contact: what was imported for it, and its engagement.")
+class Contact:
+    id: strawberry.ID = strawberry.field(description="The contact's id (unique in the workspace).")
+    email: str = strawberry.field(description="Email address.")
+    country: Optional[str] = strawberry.field(description="ISO 3166-1 alpha-2 country code, upper-case.")
+    timezone: Optional[str] = strawberry.field(description="IANA time zone name.")
+    tags: list[str] = strawberry.field(description="Tags, in the order first given.")
+    lead_score: Optional[int] = strawberry.field(description="Lead score 0-100.")
+    custom_fields: JSON = strawberry.field(description="Custom field values by key (DATE values as ISO-8601 UTC).")
+    created_at: Optional[dt.datetime] = strawberry.field(description="When the contact was first stored.")
+    updated_at: Optional[dt.datetime] = strawberry.field(description="When its fields last changed.")
+    stats: EngagementStats = strawberry.field(description="Engagement statistics from its events.")
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "Contact":
+        return cls(id=doc["id"], email=doc["email"], country=doc.get("country"), timezone=doc.get("timezone"),
+                   tags=doc.get("tags") or [], lead_score=doc.get("leadScore"),
+                   custom_fields={k: _json_value(v) for k, v in (doc.get("custom") or {}).items()},
+                   created_at=doc.get("createdAt"), updated_at=doc.get("updatedAt"),
+                   stats=EngagementStats.from_doc(doc.get("stats") or {}))
+
+
+@strawberry.type(description="Relay page information.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items follow this page.")
+    end_cursor: Optional[str] = strawberry.field(description="Pass as `after` to get the next page.")
+
+
+@strawberry.type(description="One contact in a page, with its cursor.")
+class ContactEdge:
+    cursor: str = strawberry.field(description="Opaque position of this contact.")
+    node: Contact = strawberry.field(description="The contact.")
+
+
+@strawberry.type(description="A page of contacts, ordered by contact id (Relay connection).")
+class ContactConnection:
+    edges: list[ContactEdge] = strawberry.field(description="The contacts of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page is.")
+
+
+@strawberry.type(description="A problem with one item of a batch; the rest of the batch was kept.")
+class ItemError:
+    index: int = strawberry.field(description="Position of the item in the list sent (from 0).")
+    id: Optional[str] = strawberry.field(description="The item's id, when it had one.")
+    message: str = strawberry.field(description="What is wrong, naming the item and field.")
+
+
+@strawberry.type(description="Outcome of a batch mutation.")
+class BatchResult:
+    accepted: int = strawberry.field(description="Items stored or changed.")
+    unchanged: int = strawberry.field(description="Items that were already stored as given (or absent, for deletes).")
+    errors: list[ItemError] = strawberry.field(description="Items refused, with reasons.")
+
+    @classmethod
+    def from_result(cls, result) -> "BatchResult":
+        return cls(accepted=result.accepted, unchanged=result.unchanged,
+                   errors=[ItemError(index=e.index, id=e.id, message=e.message) for e in result.errors])
+
+
+@strawberry.type(description="A declared custom field.")
+class CustomField:
+    key: str = strawberry.field(description="The field's key.")
+    type: CustomFieldType = strawberry.field(description="The field's type.")
+    created: bool = strawberry.field(description="True when this call declared it; false when it already existed.")
+
+
+@strawberry.type(description="A rule condition available in `RuleInput`, and the plugin that provides it.")
+class ConditionType:
+    field: str = strawberry.field(description="The `RuleInput` field name.")
+    input_type: str = strawberry.field(description="The GraphQL input type of its value.")
+    plugin: str = strawberry.field(description="The plugin that registered it.")
+    distribution: Optional[str] = strawberry.field(description="The installed package providing the plugin.")
+    version: Optional[str] = strawberry.field(description="That package's version.")
+    description: str = strawberry.field(description="What the condition selects.")

@@ -1,0 +1,230 @@
+"""Rule trees: validation, compilation into one MongoDB query, and the
+pipelines that run it.
+
+A rule document is the JSON shape of ``RuleInput``: an object with exactly
+one key, ``all`` / ``any`` (non-empty lists of rules), ``not`` (a rule) or a
+condition field registered by a plugin. Validation walks the whole tree
+before anything runs and reports the first problem with the node's path
+(``any[1].all[0].numericRange``). Compilation asks each condition's plugin for
+a query document and joins them with ``$and`` / ``$or`` / ``$nor``, so the
+whole tree is one ``$match``. Clauses that need ``$expr`` (evaluated per
+document) go into a second ``$match`` after the index-friendly ones.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bson import json_util
+
+from segmentql.plugins.api import ALWAYS, NEVER, CompileContext, RuleError, ValidationContext
+
+from . import fieldtypes
+from .registry import ConditionRegistry
+
+GROUPS = ("all", "any", "not")
+FORBIDDEN_OPERATORS = frozenset({"$where", "$function", "$accumulator", "$out", "$merge"})
+CONTACTS_COLLECTION = "contacts"
+PAGE_PROJECTION = {"_id": 0, "stats.activity": 0}
+
+
+@dataclass(frozen=True)
+class RuleLimits:
+    """Bounds on a rule's size, so a hostile rule costs little to refuse."""
+
+    max_depth: int = 32
+    max_nodes: int = 500
+    max_list: int = 1000
+    max_string: int = 1000
+
+
+class InvalidRule(ValueError):
+    """A rule that is not well formed; ``str()`` names the path and the reason."""
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class ConditionFailed(RuntimeError):
+    """A plugin raised while handling one node; the request fails, the service lives on."""
+
+    def __init__(self, path: str, plugin: str, error: BaseException):
+        self.path, self.plugin = path, plugin
+        super().__init__(f"the condition at {path} (plugin {plugin!r}) failed: {type(error).__name__}")
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check_values(value, path: str, limits: RuleLimits) -> None:
+    """Empty lists anywhere are refused, and long lists and strings."""
+    if isinstance(value, list):
+        if not value:
+            raise InvalidRule(path, "an empty list is not allowed")
+        if len(value) > limits.max_list:
+            raise InvalidRule(path, f"a list may hold at most {limits.max_list} items")
+        for item in value:
+            _check_values(item, path, limits)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_values(item, _child(path, str(key)), limits)
+    elif isinstance(value, str) and len(value) > limits.max_string:
+        raise InvalidRule(path, f"text may be at most {limits.max_string} characters")
+
+
+def _node_kind(node, path: str, registry: ConditionRegistry) -> str:
+    if not isinstance(node, Mapping) or len(node) != 1:
+        raise InvalidRule(path, "a rule must have exactly one of `all`, `any`, `not` or a condition")
+    (kind,) = node
+    if kind not in GROUPS and kind not in registry:
+        raise InvalidRule(path, f"unknown condition {kind!r}")
+    return kind
+
+
+def validate_rule(rule, registry: ConditionRegistry, ctx: ValidationContext,
+                  limits: RuleLimits = RuleLimits()) -> None:
+    """Raise :class:`InvalidRule` for the first problem in the tree."""
+    nodes = 0
+    # Iterative, so a 300-deep `not` chain is refused without deep recursion.
+    stack = [(rule, "", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        nodes += 1
+        if nodes > limits.max_nodes:
+            raise InvalidRule("", f"a rule may have at most {limits.max_nodes} nodes")
+        if depth > limits.max_depth:
+            raise InvalidRule(path, f"a rule may be nested at most {limits.max_depth} levels deep")
+        kind = _node_kind(node, path, registry)
+        value = node[kind]
+        here = _child(path, kind)
+        if kind == "not":
+            stack.append((value, here, depth + 1))
+        elif kind in ("all", "any"):
+            if not isinstance(value, list) or not value:
+                raise InvalidRule(here, f"`{kind}` needs at least one rule")
+            if len(value) > limits.max_list:
+                raise InvalidRule(here, f"a group may hold at most {limits.max_list} rules")
+            stack.extend((child, f"{here}[{i}]", depth + 1) for i, child in reversed(list(enumerate(value))))
+        else:
+            if not isinstance(value, Mapping):
+                raise InvalidRule(here, "a condition must be an object")
+            _check_values(value, here, limits)
+            entry = registry[kind]
+            try:
+                entry.condition.validate(value, ctx)
+            except RuleError as exc:
+                raise InvalidRule(here, str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - a plugin bug fails this request only
+                raise ConditionFailed(here, entry.plugin, exc) from exc
+
+
+def _and(parts: list[dict]) -> dict:
+    flat: list[dict] = []
+    for part in parts:
+        if part == ALWAYS:
+            continue
+        if list(part) == ["$and"]:
+            flat.extend(part["$and"])
+        else:
+            flat.append(part)
+    if not flat:
+        return dict(ALWAYS)
+    return flat[0] if len(flat) == 1 else {"$and": flat}
+
+
+def _or(parts: list[dict]) -> dict:
+    if any(part == ALWAYS for part in parts):
+        return dict(ALWAYS)
+    return parts[0] if len(parts) == 1 else {"$or": parts}
+
+
+def _not(part: dict) -> dict:
+    return dict(NEVER) if part == ALWAYS else {"$nor": [part]}
+
+
+def compile_rule(rule, registry: ConditionRegistry, ctx: CompileContext, path: str = "") -> dict:
+    """The query document selecting exactly the contacts the (valid) rule selects."""
+    (kind,) = rule
+    value = rule[kind]
+    here = _child(path, kind)
+    if kind == "all":
+        return _and([compile_rule(c, registry, ctx, f"{here}[{i}]") for i, c in enumerate(value)])
+    if kind == "any":
+        return _or([compile_rule(c, registry, ctx, f"{here}[{i}]") for i, c in enumerate(value)])
+    if kind == "not":
+        return _not(compile_rule(value, registry, ctx, here))
+    entry = registry[kind]
+    try:
+        query = entry.condition.compile(value, ctx)
+    except RuleError as exc:
+        raise InvalidRule(here, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a plugin bug fails this request only
+        raise ConditionFailed(here, entry.plugin, exc) from exc
+    if not isinstance(query, dict):
+        raise ConditionFailed(here, entry.plugin, TypeError("compile did not return a query document"))
+    forbidden = _operators(query) & FORBIDDEN_OPERATORS
+    if forbidden:
+        raise ConditionFailed(here, entry.plugin, ValueError(f"compile used {', '.join(sorted(forbidden))}"))
+    return query
+
+
+def _operators(value) -> set[str]:
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if key == "$literal":
+                    continue  # data, whatever it looks like
+                if isinstance(key, str) and key.startswith("$"):
+                    found.add(key)
+                stack.append(sub)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return found
+
+
+def validation_context(custom_fields: Mapping[str, str]) -> ValidationContext:
+    return ValidationContext(custom_fields=custom_fields, coerce=fieldtypes.coerce)
+
+
+def compile_context(custom_fields: Mapping[str, str], as_of: dt.datetime) -> CompileContext:
+    return CompileContext(as_of=as_of, custom_fields=custom_fields, coerce=fieldtypes.coerce)
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule compiled for one workspace at one ``asOf``: the pipelines that
+    count its members and page through them."""
+
+    workspace_id: str
+    query: dict
+
+    def _match_stages(self, extra: dict | None = None) -> list[dict]:
+        clauses = self.query["$and"] if list(self.query) == ["$and"] else ([self.query] if self.query else [])
+        plain = [c for c in clauses if "$expr" not in _operators(c)]
+        costly = [c for c in clauses if "$expr" in _operators(c)]
+        first = _and([{"workspace_id": self.workspace_id}, *([extra] if extra else []), *plain])
+        stages = [{"$match": first}]
+        if costly:
+            stages.append({"$match": _and(costly)})
+        return stages
+
+    def count_pipeline(self) -> list[dict]:
+        return [*self._match_stages(), {"$count": "count"}]
+
+    def page_pipeline(self, after: str | None, first: int) -> list[dict]:
+        """Members ordered by contact id, after the id ``after``; one extra
+        document tells whether there is a next page."""
+        extra = {"id": {"$gt": after}} if after is not None else None
+        return [*self._match_stages(extra), {"$sort": {"id": 1}}, {"$limit": first + 1},
+                {"$project": PAGE_PROJECTION}]
+
+
+def extended_json(pipeline: list[dict]) -> list:
+    """The pipeline in MongoDB relaxed Extended JSON, pasteable into mongosh."""
+    return json.loads(json_util.dumps(pipeline, json_options=json_util.RELAXED_JSON_OPTIONS))

@@ -1,0 +1,272 @@
+"""Database access: the one module that owns every collection, index and query
+shape. Everything above it speaks in workspaces, contacts, events and
+pipelines; nothing above it names a collection.
+
+Every document carries ``workspace_id`` and every query and pipeline starts by
+matching it, so a key can only ever reach its own workspace (and the field is
+the natural shard-key prefix on a sharded cluster).
+"""
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+UTC = dt.timezone.utc
+DUPLICATE_KEY = 11000
+
+# (collection, keys, options). The compiler relies on the contacts indexes:
+# docs/performance.md lists which condition uses which.
+INDEXES: dict[str, list[IndexModel]] = {
+    "workspaces": [IndexModel([("name", ASCENDING)], unique=True), IndexModel([("keys", ASCENDING)])],
+    "fields": [IndexModel([("workspace_id", ASCENDING), ("key", ASCENDING)], unique=True)],
+    "contacts": [
+        IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)]),
+        IndexModel([("workspace_id", ASCENDING), ("leadScore", ASCENDING)]),
+        IndexModel([("workspace_id", ASCENDING), ("country", ASCENDING)]),
+        IndexModel([("workspace_id", ASCENDING), ("tags", ASCENDING)]),
+        IndexModel([("workspace_id", ASCENDING), ("stats.lastActivityAt", ASCENDING)]),
+        IndexModel([("workspace_id", ASCENDING), ("stats.campaigns.id", ASCENDING)]),
+    ],
+    "campaigns": [
+        IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)], unique=True),
+        IndexModel([("workspace_id", ASCENDING), ("name", ASCENDING)], unique=True),
+    ],
+    "events": [
+        IndexModel([("workspace_id", ASCENDING), ("contact_id", ASCENDING)]),
+    ],
+    "segments": [
+        IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)], unique=True),
+        IndexModel([("workspace_id", ASCENDING), ("createdAt", DESCENDING)]),
+    ],
+}
+
+CONTACTS = "contacts"
+# The embedded server answers a large ``$in`` on a secondary index slowly
+# (500 values took 9 s where 50 queries of 10 took 1.5 s), so many-valued
+# lookups are split into queries of this many values.
+IN_CHUNK = 10
+
+
+def doc_key(workspace_id: str, item_id: str) -> str:
+    """``_id`` of a contact or event: the workspace and the item's own id. The
+    primary key then enforces "one per id in a workspace" (events are idempotent
+    by it) and serves point reads and writes without a secondary index."""
+    return f"{workspace_id}:{item_id}"
+
+
+def hash_key(key: str) -> str:
+    """API keys are random 256-bit tokens, so one round of SHA-256 is enough to
+    make a leaked database useless for authentication."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return "sq_" + secrets.token_urlsafe(32)
+
+
+def now() -> dt.datetime:
+    current = dt.datetime.now(UTC)
+    return current.replace(microsecond=current.microsecond // 1000 * 1000)
+
+
+class WorkspaceExists(ValueError):
+    pass
+
+
+class Database:
+    """Typed access to segmentql's collections in one MongoDB database."""
+
+    def __init__(self, uri: str, name: str, max_time_ms: int):
+        self.client = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000,
+                                       appname="segmentql")
+        self.db = self.client[name]
+        self.max_time_ms = max_time_ms
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    async def ensure_indexes(self) -> None:
+        for collection, models in INDEXES.items():
+            await self.db[collection].create_indexes(models)
+
+    # -- workspaces -------------------------------------------------------
+
+    async def create_workspace(self, name: str) -> tuple[dict, str]:
+        key = new_key()
+        doc = {"_id": str(ObjectId()), "name": name, "keys": [hash_key(key)], "createdAt": now()}
+        try:
+            await self.db.workspaces.insert_one(doc)
+        except DuplicateKeyError:
+            raise WorkspaceExists(f"workspace {name!r} already exists") from None
+        return doc, key
+
+    async def add_workspace_key(self, name: str) -> str | None:
+        key = new_key()
+        result = await self.db.workspaces.update_one({"name": name}, {"$push": {"keys": hash_key(key)}})
+        return key if result.matched_count else None
+
+    async def workspace_by_name(self, name: str) -> dict | None:
+        return await self.db.workspaces.find_one({"name": name})
+
+    async def workspace_for_key(self, key: str) -> dict | None:
+        return await self.db.workspaces.find_one({"keys": hash_key(key)}, {"keys": 0})
+
+    # -- custom fields ----------------------------------------------------
+
+    async def custom_fields(self, workspace_id: str) -> dict[str, str]:
+        cursor = self.db.fields.find({"workspace_id": workspace_id}, {"key": 1, "type": 1})
+        return {f["key"]: f["type"] async for f in cursor}
+
+    async def insert_custom_field(self, workspace_id: str, key: str, field_type: str) -> bool:
+        """False when the key is already declared (with whatever type)."""
+        try:
+            await self.db.fields.insert_one({"workspace_id": workspace_id, "key": key, "type": field_type,
+                                             "createdAt": now()})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    # -- contacts ---------------------------------------------------------
+
+    async def contacts_by_id(self, workspace_id: str, ids: Iterable[str], projection: Mapping | None = None
+                             ) -> dict[str, dict]:
+        keys = [doc_key(workspace_id, i) for i in ids]
+        found = {}
+        for start in range(0, len(keys), IN_CHUNK):
+            cursor = self.db.contacts.find({"_id": {"$in": keys[start:start + IN_CHUNK]}},
+                                           {**(projection or {}), "_id": 0})
+            found.update({c["id"]: c async for c in cursor})
+        return found
+
+    async def contact(self, workspace_id: str, contact_id: str) -> dict | None:
+        return await self.db.contacts.find_one({"_id": doc_key(workspace_id, contact_id)}, {"_id": 0})
+
+    async def write_contacts(self, workspace_id: str, changes: Sequence[tuple[str, dict, dict]]) -> None:
+        """Upsert contacts: each change is (id, fields to set, fields set only when the contact is new)."""
+        if not changes:
+            return
+        await self.db.contacts.bulk_write([
+            UpdateOne({"_id": doc_key(workspace_id, cid)},
+                      {"$set": fields, "$setOnInsert": {"workspace_id": workspace_id, "id": cid, **on_insert}},
+                      upsert=True)
+            for cid, fields, on_insert in changes], ordered=False)
+
+    async def delete_contacts(self, workspace_id: str, ids: Sequence[str]) -> int:
+        deleted = 0
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = list(ids[start:start + IN_CHUNK])
+            # Events first: a delete interrupted in between leaves a contact
+            # without events rather than events without a contact.
+            await self.db.events.delete_many({"workspace_id": workspace_id, "contact_id": {"$in": chunk}})
+            result = await self.db.contacts.delete_many({"_id": {"$in": [doc_key(workspace_id, c) for c in chunk]}})
+            deleted += result.deleted_count
+        return deleted
+
+    async def contact_ids_with_campaign(self, workspace_id: str, campaign_id: str) -> list[str]:
+        cursor = self.db.contacts.find({"workspace_id": workspace_id, "stats.campaigns.id": campaign_id}, {"id": 1})
+        return [c["id"] async for c in cursor]
+
+    async def all_contact_ids(self, workspace_id: str) -> list[str]:
+        return [c["id"] async for c in self.db.contacts.find({"workspace_id": workspace_id}, {"id": 1})]
+
+    async def write_stats(self, workspace_id: str, updates: Sequence[tuple[str, str | None, dict]]) -> None:
+        """Store recomputed rollups. Each update is (contact id, the timezone the
+        rollup was computed in, stats). A write only lands when the contact still
+        has that timezone and no more events than the rollup counted: events are
+        only ever added, so a rollup computed from fewer events is stale and must
+        not overwrite a newer one written by a concurrent batch."""
+        if not updates:
+            return
+        # The guard lives in an update pipeline rather than in the filter so
+        # that the filter stays a bare ``_id`` equality, which the embedded
+        # server serves as a primary-key lookup.
+        await self.db.contacts.bulk_write([
+            UpdateOne({"_id": doc_key(workspace_id, cid)}, [{"$set": {"stats": {"$cond": [
+                {"$and": [{"$eq": [{"$ifNull": ["$timezone", None]}, {"$literal": tz}]},
+                          {"$lte": ["$stats.events", {"$literal": stats["events"]}]}]},
+                {"$literal": stats}, "$stats"]}}}])
+            for cid, tz, stats in updates], ordered=False)
+
+    # -- campaigns --------------------------------------------------------
+
+    async def campaigns_by(self, workspace_id: str, key: str, values: Iterable[str]) -> dict[str, dict]:
+        cursor = self.db.campaigns.find({"workspace_id": workspace_id, key: {"$in": list(values)}}, {"_id": 0})
+        return {c[key]: c async for c in cursor}
+
+    async def write_campaigns(self, workspace_id: str, docs: Sequence[dict]) -> None:
+        if docs:
+            await self.db.campaigns.bulk_write([
+                UpdateOne({"workspace_id": workspace_id, "id": d["id"]},
+                          {"$set": d, "$setOnInsert": {"createdAt": now()}}, upsert=True)
+                for d in docs], ordered=True)
+
+    # -- events -----------------------------------------------------------
+
+    async def insert_events(self, docs: Sequence[dict]) -> set[int]:
+        """Insert raw events; returns the positions of those already stored
+        (same workspace and id), which are left as they were."""
+        if not docs:
+            return set()
+        try:
+            await self.db.events.insert_many(
+                [{"_id": doc_key(d["workspace_id"], d["id"]), **d} for d in docs], ordered=False)
+        except BulkWriteError as exc:
+            duplicates = {e["index"] for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
+            if len(duplicates) != len(exc.details["writeErrors"]):
+                raise
+            return duplicates
+        return set()
+
+    async def events_of_contacts(self, workspace_id: str, contact_ids: Sequence[str]) -> dict[str, list[dict]]:
+        grouped: dict[str, list[dict]] = {cid: [] for cid in contact_ids}
+        for start in range(0, len(contact_ids), IN_CHUNK):
+            cursor = self.db.events.find(
+                {"workspace_id": workspace_id, "contact_id": {"$in": list(contact_ids[start:start + IN_CHUNK])}},
+                {"_id": 0, "workspace_id": 0})
+            async for ev in cursor:
+                grouped[ev["contact_id"]].append(ev)
+        return grouped
+
+    # -- segments ---------------------------------------------------------
+
+    async def insert_segment(self, doc: dict) -> None:
+        await self.db.segments.insert_one(dict(doc))
+
+    async def segment(self, workspace_id: str, segment_id: str) -> dict | None:
+        return await self.db.segments.find_one({"workspace_id": workspace_id, "id": segment_id}, {"_id": 0})
+
+    async def update_segment(self, workspace_id: str, segment_id: str, changes: dict, previous: dict | None
+                             ) -> dict | None:
+        update: dict = {"$set": changes}
+        if previous is not None:
+            update["$push"] = {"revisions": previous}
+        return await self.db.segments.find_one_and_update(
+            {"workspace_id": workspace_id, "id": segment_id}, update, projection={"_id": 0},
+            return_document=True)
+
+    async def delete_segment(self, workspace_id: str, segment_id: str) -> bool:
+        result = await self.db.segments.delete_one({"workspace_id": workspace_id, "id": segment_id})
+        return result.deleted_count == 1
+
+    async def segments_page(self, workspace_id: str, after: tuple | None, limit: int) -> list[dict]:
+        """Newest first; ``after`` is the (createdAt, id) of the last segment seen."""
+        query: dict = {"workspace_id": workspace_id}
+        if after is not None:
+            created, sid = after
+            query["$or"] = [{"createdAt": {"$lt": created}}, {"createdAt": created, "id": {"$lt": sid}}]
+        cursor = self.db.segments.find(query, {"_id": 0}).sort([("createdAt", -1), ("id", -1)]).limit(limit)
+        return [s async for s in cursor]
+
+    # -- segment evaluation ----------------------------------------------
+
+    async def aggregate_contacts(self, pipeline: list[dict]) -> list[dict]:
+        cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=self.max_time_ms)
+        return [doc async for doc in cursor]

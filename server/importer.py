@@ -1,0 +1,175 @@
+"""``segmentql import``: a data set directory in the datagen format, in batches.
+
+The files are read twice. The first pass only checks that every line is a JSON
+object, so a truncated or garbled file is refused before anything is written.
+The second pass feeds batches to the same ingestion functions the GraphQL
+mutations use. Every step is idempotent (upserts by id, events deduplicated
+by id, rollups recomputed from raw events), so an import that was killed
+part-way is completed, not doubled, by running it again.
+"""
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ingest
+from .database import Database
+
+async def _contacts(db, workspace_id, items, _due):
+    return await ingest.upsert_contacts(db, workspace_id, items)
+
+
+async def _campaigns(db, workspace_id, items, _due):
+    return await ingest.upsert_campaigns(db, workspace_id, items)
+
+
+async def _events(db, workspace_id, items, due: dict):
+    result, contact_ids = await ingest.store_events(db, workspace_id, items)
+    due.update(dict.fromkeys(contact_ids))
+    return result
+
+
+ENTITY_FILES = (("contacts.ndjson", _contacts), ("campaigns.ndjson", _campaigns), ("events.ndjson", _events))
+
+
+class ImportRefused(ValueError):
+    """The directory cannot be imported; nothing was written."""
+
+
+@dataclass
+class ImportReport:
+    counts: dict[str, ingest.IngestResult] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+class Progress:
+    """One line on stderr that rewrites itself on a terminal and prints
+    occasional lines otherwise (logs of CI and containers stay short)."""
+
+    def __init__(self, stream=sys.stderr, quiet: bool = False):
+        self.stream, self.quiet = stream, quiet
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self._last = 0.0
+
+    def update(self, label: str, done: int, total: int, final: bool = False) -> None:
+        if self.quiet:
+            return
+        current = time.monotonic()
+        if not final and current - self._last < (0.2 if self.tty else 5.0):
+            return
+        self._last = current
+        width = 30
+        filled = width * done // total if total else width
+        line = f"{label:<18} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                yield number, line
+
+
+def check_directory(directory: Path) -> dict[str, int]:
+    """Item counts per file; raises ImportRefused naming file, line and reason."""
+    if not directory.is_dir():
+        raise ImportRefused(f"{directory} is not a directory")
+    names = ["fields.json"] + [name for name, _ in ENTITY_FILES]
+    if not any((directory / n).exists() for n in names):
+        raise ImportRefused(f"{directory} has none of {', '.join(names)}")
+    counts = {}
+    fields_path = directory / "fields.json"
+    if fields_path.exists():
+        try:
+            fields = json.loads(fields_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ImportRefused(f"{fields_path}: not valid JSON ({exc})") from None
+        if not isinstance(fields, list) or not all(
+                isinstance(f, dict) and isinstance(f.get("key"), str) and isinstance(f.get("type"), str)
+                for f in fields):
+            raise ImportRefused(f"{fields_path}: expected a list of {{\"key\": ..., \"type\": ...}} objects")
+        counts["fields.json"] = len(fields)
+    for name, _ in ENTITY_FILES:
+        path = directory / name
+        if not path.exists():
+            continue
+        total = 0
+        try:
+            for number, line in _lines(path):
+                try:
+                    item = json.loads(line)
+                except ValueError as exc:
+                    raise ImportRefused(f"{path}:{number}: not valid JSON ({exc.args[0]})") from None
+                if not isinstance(item, dict):
+                    raise ImportRefused(f"{path}:{number}: expected a JSON object, got {type(item).__name__}")
+                total += 1
+        except UnicodeDecodeError as exc:
+            raise ImportRefused(f"{path}: not UTF-8 text ({exc.reason})") from None
+        counts[name] = total
+    return counts
+
+
+async def import_directory(db: Database, workspace_id: str, directory: Path, batch_size: int,
+                           progress: Progress) -> ImportReport:
+    totals = check_directory(directory)
+    report = ImportReport()
+    if "fields.json" in totals:
+        result = ingest.IngestResult()
+        for spec in json.loads((directory / "fields.json").read_text(encoding="utf-8")):
+            try:
+                created = await ingest.define_custom_field(db, workspace_id, spec["key"], spec["type"])
+            except ingest.FieldDefinitionError as exc:
+                report.problems.append(f"{directory / 'fields.json'}: {exc}")
+                continue
+            result.accepted += created
+            result.unchanged += not created
+        report.counts["fields"] = result
+    due: dict[str, None] = {}  # contacts whose rollups the imported events change, in order
+    for name, ingest_batch in ENTITY_FILES:
+        if name not in totals:
+            continue
+        report.counts[name.split(".")[0]] = await _import_file(
+            db, workspace_id, directory / name, ingest_batch, batch_size, totals[name], progress, report.problems,
+            due)
+    contact_ids = list(due)
+    for start in range(0, len(contact_ids), ingest.ROLLUP_CHUNK):
+        await ingest.refresh_rollups(db, workspace_id, contact_ids[start:start + ingest.ROLLUP_CHUNK])
+        progress.update("rollups", min(start + ingest.ROLLUP_CHUNK, len(contact_ids)), len(contact_ids),
+                        final=start + ingest.ROLLUP_CHUNK >= len(contact_ids))
+    return report
+
+
+async def _import_file(db: Database, workspace_id: str, path: Path, ingest_batch: Callable, batch_size: int,
+                       total: int, progress: Progress, problems: list[str], due: dict) -> ingest.IngestResult:
+    result = ingest.IngestResult()
+    batch: list[dict] = []
+    line_numbers: list[int] = []
+    done = 0
+
+    async def flush():
+        nonlocal done
+        outcome = await ingest_batch(db, workspace_id, batch, due)
+        result.add(outcome)
+        problems.extend(f"{path}:{line_numbers[e.index]}: {e.message}" for e in outcome.errors)
+        done += len(batch)
+        progress.update(path.name, done, total)
+        batch.clear()
+        line_numbers.clear()
+
+    for number, line in _lines(path):
+        batch.append(json.loads(line))
+        line_numbers.append(number)
+        if len(batch) >= batch_size:
+            await flush()
+    if batch:
+        await flush()
+    progress.update(path.name, done, total, final=True)
+    return result

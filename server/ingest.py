@@ -1,0 +1,333 @@
+"""Ingestion: validating, coercing and storing contacts, campaigns and events,
+and keeping the per-contact rollups in step.
+
+The GraphQL mutations and ``segmentql import`` both call these functions, so a
+value means the same whichever way it arrives. Items are dicts in the import
+format (the ``ContactInput`` / ``CampaignInput`` / ``EventInput`` shapes); a
+key that is absent leaves the stored value as it is, a ``None`` unsets it.
+Every function returns an :class:`IngestResult`: one bad item is reported and
+skipped, the rest of the batch is kept.
+"""
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from . import fieldtypes
+from .database import Database, now
+from .rollups import compute_stats, empty_stats
+
+EVENT_TYPES = ("SENT", "OPEN", "CLICK", "CONVERSION")
+DEVICES = ("MOBILE", "DESKTOP", "TABLET")
+ROLLUP_CHUNK = 500
+MAX_ID_LENGTH = 256
+
+
+@dataclass
+class ItemError:
+    index: int
+    id: str | None
+    message: str
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    unchanged: int = 0
+    errors: list[ItemError] = field(default_factory=list)
+
+    def add(self, other: "IngestResult", offset: int = 0) -> None:
+        self.accepted += other.accepted
+        self.unchanged += other.unchanged
+        self.errors.extend(ItemError(e.index + offset, e.id, e.message) for e in other.errors)
+
+
+class ItemInvalid(ValueError):
+    """One item of a batch is unusable; the message says why."""
+
+
+@cache
+def country_codes() -> frozenset[str]:
+    text = resources.files("tzdata").joinpath("zoneinfo", "iso3166.tab").read_text()
+    return frozenset(line.split("\t")[0] for line in text.splitlines() if line and not line.startswith("#"))
+
+
+@cache
+def timezone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _identifier(item: dict, key: str, what: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ItemInvalid(f"{what} {key} must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise ItemInvalid(f"{what} {key} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _item_id(item) -> str | None:
+    value = item.get("id") if isinstance(item, dict) else None
+    return value if isinstance(value, str) else None
+
+
+# -- custom fields ----------------------------------------------------------
+
+class FieldDefinitionError(ValueError):
+    pass
+
+
+async def define_custom_field(db: Database, workspace_id: str, key: str, field_type: str) -> bool:
+    """Declare a custom field; True when it is new, False when it already exists
+    with that type. Changing the type of a declared field is refused: stored
+    values were coerced to the old type."""
+    if not fieldtypes.FIELD_KEY.match(key or ""):
+        raise FieldDefinitionError(f"custom field key {key!r} must match ^[a-z][a-z0-9_]{{0,63}}$")
+    if field_type not in fieldtypes.FIELD_TYPES:
+        raise FieldDefinitionError(f"custom field type {field_type!r} is not one of {', '.join(fieldtypes.FIELD_TYPES)}")
+    if await db.insert_custom_field(workspace_id, key, field_type):
+        return True
+    existing = (await db.custom_fields(workspace_id))[key]
+    if existing != field_type:
+        raise FieldDefinitionError(f"custom field {key!r} is already declared as {existing}; it cannot become {field_type}")
+    return False
+
+
+# -- contacts ---------------------------------------------------------------
+
+def _contact_changes(item: dict, current: dict, fields: dict[str, str]) -> dict:
+    """The stored fields after applying ``item`` to ``current`` (raises ItemInvalid)."""
+    new = dict(current)
+    email = item.get("email")
+    if not isinstance(email, str) or "@" not in email or len(email) > 320 or any(ch.isspace() for ch in email):
+        raise ItemInvalid(f"email {email!r} is not an email address")
+    new["email"] = email
+    if "country" in item:
+        country = item["country"]
+        if country is not None:
+            if not isinstance(country, str) or country.upper() not in country_codes():
+                raise ItemInvalid(f"country {country!r} is not an ISO 3166-1 alpha-2 code")
+            country = country.upper()
+        new["country"] = country
+    if "timezone" in item:
+        tz = item["timezone"]
+        if tz is not None and (not isinstance(tz, str) or tz not in timezone_names()):
+            raise ItemInvalid(f"timezone {tz!r} is not an IANA time zone name")
+        new["timezone"] = tz
+    if "tags" in item:
+        tags = item["tags"]
+        if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+            raise ItemInvalid("tags must be a list of strings")
+        new["tags"] = list(dict.fromkeys(tags or []))
+    if "leadScore" in item:
+        score = item["leadScore"]
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100):
+            raise ItemInvalid(f"leadScore {score!r} must be a whole number from 0 to 100, or null")
+        new["leadScore"] = score
+    if "customFields" in item:
+        given = item["customFields"]
+        if given is None:
+            custom = {}
+        elif not isinstance(given, dict):
+            raise ItemInvalid("customFields must be an object of field key to value")
+        else:
+            custom = dict(current.get("custom") or {})
+            for key, value in given.items():
+                if key not in fields:
+                    raise ItemInvalid(f"custom field {key!r} is not declared in this workspace")
+                if value is None:
+                    custom.pop(key, None)
+                    continue
+                try:
+                    custom[key] = fieldtypes.coerce(fields[key], value)
+                except ValueError as exc:
+                    raise ItemInvalid(f"custom field {key!r}: {exc}") from None
+        new["custom"] = custom
+        new["dateParts"] = {k: fieldtypes.date_parts(v) for k, v in custom.items() if fields[k] == "DATE"}
+    for key, default in (("country", None), ("timezone", None), ("tags", []), ("leadScore", None),
+                         ("custom", {}), ("dateParts", {})):
+        new.setdefault(key, default)
+    return new
+
+
+CONTACT_FIELDS = ("email", "country", "timezone", "tags", "leadScore", "custom", "dateParts")
+
+
+async def upsert_contacts(db: Database, workspace_id: str, items: list) -> IngestResult:
+    result = IngestResult()
+    fields = await db.custom_fields(workspace_id)
+    ids = {i for i in (_item_id(item) for item in items) if i}
+    stored = await db.contacts_by_id(workspace_id, ids, {"_id": 0, "stats.campaigns": 0, "stats.activity": 0})
+    state = {cid: {k: doc.get(k) for k in CONTACT_FIELDS} for cid, doc in stored.items()}
+    changed: dict[str, dict] = {}
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ItemInvalid("a contact must be an object")
+            cid = _identifier(item, "id", "contact")
+            current = state.get(cid, {})
+            new = _contact_changes(item, current, fields)
+        except ItemInvalid as exc:
+            result.errors.append(ItemError(index, _item_id(item), f"contact {_item_id(item)!r}: {exc}"))
+            continue
+        if new == current:
+            result.unchanged += 1
+            continue
+        result.accepted += 1
+        state[cid] = new
+        changed[cid] = new
+    stamp = now()
+    await db.write_contacts(workspace_id, [
+        (cid, {**doc, "updatedAt": stamp}, {"createdAt": stamp, "stats": empty_stats()})
+        for cid, doc in changed.items()])
+    moved = [cid for cid, doc in changed.items()
+             if cid in stored and stored[cid].get("timezone") != doc["timezone"]
+             and (stored[cid].get("stats") or {}).get("events")]
+    await refresh_rollups(db, workspace_id, moved)
+    return result
+
+
+async def delete_contacts(db: Database, workspace_id: str, ids: list[str]) -> IngestResult:
+    unique = list(dict.fromkeys(ids))
+    deleted = await db.delete_contacts(workspace_id, unique)
+    return IngestResult(accepted=deleted, unchanged=len(unique) - deleted)
+
+
+# -- campaigns --------------------------------------------------------------
+
+def _timestamp(item: dict, key: str, what: str) -> dt.datetime:
+    value = item.get(key)
+    if value is None:
+        raise ItemInvalid(f"{what} {key} is required")
+    try:
+        return fieldtypes.parse_datetime(value)
+    except ValueError as exc:
+        raise ItemInvalid(f"{key}: {exc}") from None
+
+
+async def upsert_campaigns(db: Database, workspace_id: str, items: list) -> IngestResult:
+    result = IngestResult()
+    by_id = await db.campaigns_by(workspace_id, "id", {i for i in map(_item_id, items) if i})
+    names = {item.get("name") for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)}
+    owner_of_name = {name: c["id"] for name, c in (await db.campaigns_by(workspace_id, "name", names)).items()}
+    to_write: dict[str, dict] = {}
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ItemInvalid("a campaign must be an object")
+            cid = _identifier(item, "id", "campaign")
+            name = _identifier(item, "name", "campaign")
+            sent_at = _timestamp(item, "sentAt", "campaign")
+            owner = owner_of_name.get(name)
+            if owner is not None and owner != cid:
+                raise ItemInvalid(f"name {name!r} is already used by campaign {owner!r}")
+        except ItemInvalid as exc:
+            result.errors.append(ItemError(index, _item_id(item), f"campaign {_item_id(item)!r}: {exc}"))
+            continue
+        current = to_write.get(cid) or by_id.get(cid)
+        if current and current["name"] == name and current["sentAt"] == sent_at:
+            result.unchanged += 1
+            continue
+        if current:
+            owner_of_name.pop(current["name"], None)
+        owner_of_name[name] = cid
+        result.accepted += 1
+        to_write[cid] = {"id": cid, "name": name, "sentAt": sent_at, "updatedAt": now()}
+    # Renames free their old name before it is reused: write in the order given.
+    await db.write_campaigns(workspace_id, list(to_write.values()))
+    for cid in to_write:
+        if cid in by_id:  # name or sentAt changed: recipients' summaries hold both
+            await refresh_rollups(db, workspace_id, await db.contact_ids_with_campaign(workspace_id, cid))
+    return result
+
+
+# -- events -----------------------------------------------------------------
+
+def _event_doc(workspace_id: str, item: dict) -> dict:
+    eid = _identifier(item, "id", "event")
+    contact_id = _identifier(item, "contactId", "event")
+    kind = item.get("type")
+    if kind not in EVENT_TYPES:
+        raise ItemInvalid(f"type {kind!r} is not one of {', '.join(EVENT_TYPES)}")
+    doc = {"workspace_id": workspace_id, "id": eid, "contact_id": contact_id, "type": kind,
+           "at": _timestamp(item, "at", "event")}
+    campaign_id = item.get("campaignId")
+    if campaign_id is not None:
+        doc["campaign_id"] = _identifier(item, "campaignId", "event")
+    device = item.get("device")
+    if device is not None:
+        if device not in DEVICES:
+            raise ItemInvalid(f"device {device!r} is not one of {', '.join(DEVICES)}")
+        doc["device"] = device
+    url = item.get("url")
+    if url is not None:
+        if not isinstance(url, str) or len(url) > 4096:
+            raise ItemInvalid("url must be a string of at most 4096 characters")
+        doc["url"] = url
+    return doc
+
+
+async def record_events(db: Database, workspace_id: str, items: list) -> IngestResult:
+    result, contact_ids = await store_events(db, workspace_id, items)
+    # Replayed events still refresh their contacts: a batch that stored its
+    # events but died before its rollups were written is completed by a retry.
+    await refresh_rollups(db, workspace_id, contact_ids)
+    return result
+
+
+async def store_events(db: Database, workspace_id: str, items: list) -> tuple[IngestResult, list[str]]:
+    """Store raw events without touching rollups; returns the result and the
+    contacts whose rollups are now due (those of every valid event, stored now
+    or before). Bulk import refreshes them once at the end instead of per batch."""
+    result = IngestResult()
+    parsed: list[tuple[int, dict]] = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ItemInvalid("an event must be an object")
+            parsed.append((index, _event_doc(workspace_id, item)))
+        except ItemInvalid as exc:
+            result.errors.append(ItemError(index, _item_id(item), f"event {_item_id(item)!r}: {exc}"))
+    contacts = await db.contacts_by_id(workspace_id, {d["contact_id"] for _, d in parsed}, {"id": 1})
+    campaigns = await db.campaigns_by(workspace_id, "id", {d["campaign_id"] for _, d in parsed if "campaign_id" in d})
+    valid: list[dict] = []
+    seen: set[str] = set()
+    for index, doc in parsed:
+        if doc["contact_id"] not in contacts:
+            problem = f"unknown contact {doc['contact_id']!r}"
+        elif "campaign_id" in doc and doc["campaign_id"] not in campaigns:
+            problem = f"unknown campaign {doc['campaign_id']!r}"
+        else:
+            if doc["id"] in seen:
+                result.unchanged += 1
+            else:
+                seen.add(doc["id"])
+                valid.append(doc)
+            continue
+        result.errors.append(ItemError(index, doc["id"], f"event {doc['id']!r}: {problem}"))
+    duplicates = await db.insert_events(valid)
+    result.accepted += len(valid) - len(duplicates)
+    result.unchanged += len(duplicates)
+    return result, list(dict.fromkeys(d["contact_id"] for d in valid))
+
+
+# -- rollups ----------------------------------------------------------------
+
+async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str]) -> int:
+    """Recompute ``stats`` of these contacts from their raw events; returns how many."""
+    for start in range(0, len(contact_ids), ROLLUP_CHUNK):
+        chunk = contact_ids[start:start + ROLLUP_CHUNK]
+        contacts = await db.contacts_by_id(workspace_id, chunk, {"_id": 0, "id": 1, "timezone": 1})
+        events = await db.events_of_contacts(workspace_id, list(contacts))
+        campaign_ids = {e["campaign_id"] for evs in events.values() for e in evs if "campaign_id" in e}
+        campaigns = await db.campaigns_by(workspace_id, "id", campaign_ids)
+        await db.write_stats(workspace_id, [
+            (cid, contact.get("timezone"), compute_stats(events[cid], contact.get("timezone"), campaigns))
+            for cid, contact in contacts.items()])
+    return len(contact_ids)
+
+
+async def rebuild_all_rollups(db: Database, workspace_id: str) -> int:
+    return await refresh_rollups(db, workspace_id, await db.all_contact_ids(workspace_id))

@@ -1,0 +1,150 @@
+"""Segments: evaluating rules (count, pages of members) and saved segments.
+
+Resolvers call these; they hold no GraphQL types, so the CLI, the benchmarks
+and the tests use the same code paths as the API.
+"""
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from .compiler import CompiledRule, compile_context, compile_rule, validate_rule, validation_context
+from .database import Database, now
+from .registry import ConditionRegistry
+
+
+class NotFound(LookupError):
+    """The thing asked for does not exist in this workspace."""
+
+
+class BadArgument(ValueError):
+    """An argument outside what the field accepts; the message names it."""
+
+
+@dataclass
+class Page:
+    contacts: list[dict]
+    has_next: bool
+
+
+def effective_as_of(as_of: dt.datetime | None) -> dt.datetime:
+    if as_of is None:
+        return now()
+    return as_of.replace(tzinfo=dt.timezone.utc) if as_of.tzinfo is None else as_of.astimezone(dt.timezone.utc)
+
+
+async def check_rule(db: Database, registry: ConditionRegistry, workspace_id: str, rule: dict) -> None:
+    validate_rule(rule, registry, validation_context(await db.custom_fields(workspace_id)))
+
+
+async def compile_for(db: Database, registry: ConditionRegistry, workspace_id: str, rule: dict,
+                      as_of: dt.datetime | None) -> CompiledRule:
+    """Validate and compile ``rule`` for the workspace at ``as_of`` (default now)."""
+    fields = await db.custom_fields(workspace_id)
+    validate_rule(rule, registry, validation_context(fields))
+    query = compile_rule(rule, registry, compile_context(fields, effective_as_of(as_of)))
+    return CompiledRule(workspace_id, query)
+
+
+async def count(db: Database, compiled: CompiledRule) -> int:
+    result = await db.aggregate_contacts(compiled.count_pipeline())
+    return result[0]["count"] if result else 0
+
+
+def encode_cursor(kind: str, value: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
+
+
+def decode_cursor(kind: str, cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadArgument(f"`after` is not a cursor returned by this API: {cursor[:40]!r}") from None
+    prefix, _, value = text.partition(":")
+    if prefix != kind or not value:
+        raise BadArgument(f"`after` is not a {kind} cursor returned by this API")
+    return value
+
+
+def page_size(first: int | None, default: int, maximum: int) -> int:
+    size = default if first is None else first
+    if not 0 <= size <= maximum:
+        raise BadArgument(f"`first` must be between 0 and {maximum}, got {size}")
+    return size
+
+
+async def members(db: Database, compiled: CompiledRule, first: int, after: str | None) -> Page:
+    after_id = decode_cursor("contact", after) if after else None
+    if first == 0:
+        return Page([], False)
+    docs = await db.aggregate_contacts(compiled.page_pipeline(after_id, first))
+    return Page(docs[:first], len(docs) > first)
+
+
+# -- saved segments -------------------------------------------------------------
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise BadArgument("a segment needs a non-empty name")
+    if len(name) > 200:
+        raise BadArgument("a segment name may be at most 200 characters")
+    return name.strip()
+
+
+async def create_segment(db: Database, registry: ConditionRegistry, workspace_id: str, name: str,
+                         rule: dict) -> dict:
+    await check_rule(db, registry, workspace_id, rule)
+    stamp = now()
+    doc = {"workspace_id": workspace_id, "id": str(uuid.uuid4()), "name": _check_name(name), "rule": rule,
+           "createdAt": stamp, "updatedAt": stamp, "revisions": []}
+    await db.insert_segment(doc)
+    return doc
+
+
+async def get_segment(db: Database, workspace_id: str, segment_id: str) -> dict:
+    doc = await db.segment(workspace_id, segment_id)
+    if doc is None:
+        raise NotFound(f"no segment with id {segment_id!r} in this workspace")
+    return doc
+
+
+async def update_segment(db: Database, registry: ConditionRegistry, workspace_id: str, segment_id: str,
+                         name: str | None, rule: dict | None) -> dict:
+    current = await get_segment(db, workspace_id, segment_id)
+    changes: dict = {"updatedAt": now()}
+    if name is not None:
+        changes["name"] = _check_name(name)
+    if rule is not None:
+        await check_rule(db, registry, workspace_id, rule)
+        changes["rule"] = rule
+    previous = None
+    if rule is not None and rule != current["rule"]:
+        previous = {"rule": current["rule"], "name": current["name"], "savedAt": current["updatedAt"]}
+    updated = await db.update_segment(workspace_id, segment_id, changes, previous)
+    if updated is None:
+        raise NotFound(f"no segment with id {segment_id!r} in this workspace")
+    return updated
+
+
+async def delete_segment(db: Database, workspace_id: str, segment_id: str) -> bool:
+    return await db.delete_segment(workspace_id, segment_id)
+
+
+async def list_segments(db: Database, workspace_id: str, first: int, after: str | None) -> tuple[list[dict], bool]:
+    position = None
+    if after:
+        created, _, sid = decode_cursor("segment", after).partition("|")
+        try:
+            position = (dt.datetime.fromisoformat(created), sid)
+        except ValueError:
+            raise BadArgument("`after` is not a segment cursor returned by this API") from None
+    docs = await db.segments_page(workspace_id, position, first + 1)
+    return docs[:first], len(docs) > first
+
+
+def segment_cursor(doc: dict) -> str:
+    created = doc["createdAt"]
+    created = created.replace(tzinfo=dt.timezone.utc) if created.tzinfo is None else created
+    return encode_cursor("segment", f"{created.isoformat()}|{doc['id']}")

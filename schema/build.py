@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from segmentql.server import ingest, segments
 from segmentql.server.compiler import CONTACTS_COLLECTION, CompiledRule, extended_json
@@ -43,10 +44,23 @@ def _batch(items: list, what: str) -> list:
     return items
 
 
-async def _contact_page(ctx: RequestContext, compiled: CompiledRule, first: Optional[int],
+def _selects(selections, path: tuple[str, ...]) -> bool:
+    """Whether the query selects ``path`` (field names) below these selections, through fragments too."""
+    for selection in selections:
+        if isinstance(selection, (FragmentSpread, InlineFragment)):
+            if _selects(selection.selections, path):
+                return True
+        elif selection.name == path[0] and (len(path) == 1 or _selects(selection.selections, path[1:])):
+            return True
+    return False
+
+
+async def _contact_page(info: Info, compiled: CompiledRule, first: Optional[int],
                         after: Optional[str]) -> ContactConnection:
+    ctx = request_context(info)
     size = segments.page_size(first, ctx.settings.default_page_size, ctx.settings.max_page_size)
-    page = await segments.members(ctx.db, compiled, size, after)
+    with_stats = _selects(info.selected_fields[0].selections, ("edges", "node", "stats"))
+    page = await segments.members(ctx.db, compiled, size, after, with_stats)
     edges = [ContactEdge(cursor=segments.encode_cursor("contact", doc["id"]), node=Contact.from_doc(doc))
              for doc in page.contacts]
     return ContactConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
@@ -69,7 +83,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                            first: First = 20,
                            after: After = None
                            ) -> ContactConnection:
-            return await _contact_page(request_context(info), self.compiled, first, after)
+            return await _contact_page(info, self.compiled, first, after)
 
     @strawberry.type(description="A saved segment: a named rule.")
     class Segment:
@@ -109,7 +123,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                            after: After = None,
                            as_of: AsOf = None
                            ) -> ContactConnection:
-            return await _contact_page(request_context(info), await self._compiled(info, as_of), first, after)
+            return await _contact_page(info, await self._compiled(info, as_of), first, after)
 
     @strawberry.type(description="One saved segment in a page, with its cursor.")
     class SegmentEdge:

@@ -27,6 +27,7 @@ GROUPS = ("all", "any", "not")
 FORBIDDEN_OPERATORS = frozenset({"$where", "$function", "$accumulator", "$out", "$merge"})
 CONTACTS_COLLECTION = "contacts"
 PAGE_PROJECTION = {"_id": 0, "stats.activity": 0}
+PAGE_PROJECTION_WITHOUT_STATS = {"_id": 0, "stats": 0}
 
 
 @dataclass(frozen=True)
@@ -217,12 +218,13 @@ class CompiledRule:
     def count_pipeline(self) -> list[dict]:
         return [*self._match_stages(), {"$count": "count"}]
 
-    def page_pipeline(self, after: str | None, first: int) -> list[dict]:
+    def page_pipeline(self, after: str | None, first: int, with_stats: bool = True) -> list[dict]:
         """Members ordered by contact id, after the id ``after``; one extra
-        document tells whether there is a next page."""
+        document tells whether there is a next page. Without ``with_stats``
+        the rollups (most of a contact document) stay in the database."""
         extra = {"id": {"$gt": after}} if after is not None else None
         return [*self._match_stages(extra), {"$sort": {"id": 1}}, {"$limit": first + 1},
-                {"$project": PAGE_PROJECTION}]
+                {"$project": PAGE_PROJECTION if with_stats else PAGE_PROJECTION_WITHOUT_STATS}]
 
 
 def extended_json(pipeline: list[dict]) -> list:

@@ -116,6 +116,10 @@ class Database:
     async def workspace_by_name(self, name: str) -> dict | None:
         return await self.db.workspaces.find_one({"name": name})
 
+    async def set_demo_dataset(self, workspace_id: str, name: str) -> None:
+        """Remember which generated data set ``segmentql demo`` imported, so a restart skips it."""
+        await self.db.workspaces.update_one({"_id": workspace_id}, {"$set": {"demoDataset": name}})
+
     async def workspace_for_key(self, key: str) -> dict | None:
         return await self.db.workspaces.find_one({"keys": hash_key(key)}, {"keys": 0})
 

@@ -75,11 +75,12 @@ def page_size(first: int | None, default: int, maximum: int) -> int:
     return size
 
 
-async def members(db: Database, compiled: CompiledRule, first: int, after: str | None) -> Page:
+async def members(db: Database, compiled: CompiledRule, first: int, after: str | None,
+                  with_stats: bool = True) -> Page:
     after_id = decode_cursor("contact", after) if after else None
     if first == 0:
         return Page([], False)
-    docs = await db.aggregate_contacts(compiled.page_pipeline(after_id, first))
+    docs = await db.aggregate_contacts(compiled.page_pipeline(after_id, first, with_stats))
     return Page(docs[:first], len(docs) > first)
 
 

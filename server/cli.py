@@ -1,0 +1,261 @@
+"""The ``segmentql`` command.
+
+Every command uses ``MONGODB_URI`` when it is set; otherwise the embedded
+SecantusDB of ``--data-dir`` (shared with a ``serve`` already running on it).
+Bad input ends a command with one line naming what is wrong and a non-zero
+exit, never a traceback.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from pymongo.errors import PyMongoError
+
+from . import ingest
+from .database import Database, WorkspaceExists
+from .embedded import EmbeddedServer, EmbeddedServerError
+from .importer import ImportRefused, Progress, import_directory
+from .registry import PluginError, load_registry
+from .settings import Settings
+
+DEMO_WORKSPACE = "demo"
+
+
+class CommandError(Exception):
+    """Ends the command with this message and exit status 1."""
+
+
+@contextlib.contextmanager
+def database_uri(settings: Settings) -> Iterator[str]:
+    """``MONGODB_URI``, or the embedded server of the data dir for as long as the block runs."""
+    if settings.mongodb_uri:
+        yield settings.mongodb_uri
+        return
+    server = EmbeddedServer(settings.data_dir)
+    uri = server.start()
+    try:
+        yield uri
+    finally:
+        server.stop()
+
+
+def run_with_db(settings: Settings, work) -> object:
+    """Run ``work(db)`` (a coroutine function) against the configured database."""
+    async def main(uri: str):
+        db = Database(uri, settings.database, settings.max_time_ms)
+        try:
+            await db.ensure_indexes()
+            return await work(db)
+        finally:
+            await db.close()
+
+    with database_uri(settings) as uri:
+        return asyncio.run(main(uri))
+
+
+async def _workspace_id(db: Database, name: str) -> str:
+    workspace = await db.workspace_by_name(name)
+    if workspace is None:
+        raise CommandError(f"no workspace named {name!r}; create it with: segmentql workspace create {name}")
+    return workspace["_id"]
+
+
+# -- commands ---------------------------------------------------------------------
+
+def cmd_workspace_create(args, settings: Settings) -> None:
+    name = args.name.strip()
+    if not name or len(name) > 100:
+        raise CommandError("a workspace name must be 1 to 100 characters")
+
+    async def work(db):
+        try:
+            _doc, key = await db.create_workspace(name)
+        except WorkspaceExists as exc:
+            raise CommandError(f"{exc}; issue another key with: segmentql workspace key {name}") from None
+        return key
+
+    key = run_with_db(settings, work)
+    print(f"created workspace {name!r}; its API key (shown once, store it safely):", file=sys.stderr)
+    print(key)
+
+
+def cmd_workspace_key(args, settings: Settings) -> None:
+    async def work(db):
+        key = await db.add_workspace_key(args.name)
+        if key is None:
+            raise CommandError(f"no workspace named {args.name!r}")
+        return key
+
+    print(run_with_db(settings, work))
+
+
+def _print_import_report(report, stream=sys.stderr) -> None:
+    for name, result in report.counts.items():
+        print(f"{name}: {result.accepted} stored, {result.unchanged} unchanged, {len(result.errors)} refused",
+              file=stream)
+    for problem in report.problems[:50]:
+        print(problem, file=stream)
+    if len(report.problems) > 50:
+        print(f"... and {len(report.problems) - 50} more problems", file=stream)
+
+
+def cmd_import(args, settings: Settings) -> None:
+    directory = Path(args.directory)
+
+    async def work(db):
+        workspace_id = await _workspace_id(db, args.workspace)
+        return await import_directory(db, workspace_id, directory, settings.ingest_batch_size,
+                                      Progress(quiet=args.quiet))
+
+    try:
+        report = run_with_db(settings, work)
+    except ImportRefused as exc:
+        raise CommandError(f"nothing imported: {exc}") from None
+    _print_import_report(report)
+    if report.problems:
+        raise CommandError(f"import finished with {len(report.problems)} refused item(s); the rest is stored")
+
+
+def cmd_rebuild(args, settings: Settings) -> None:
+    async def work(db):
+        return await ingest.rebuild_all_rollups(db, await _workspace_id(db, args.workspace))
+
+    print(f"rebuilt the rollups of {run_with_db(settings, work)} contacts from their raw events", file=sys.stderr)
+
+
+def _registry(settings: Settings):
+    return load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
+
+
+def cmd_plugins(args, settings: Settings) -> None:
+    registry = _registry(settings)
+    rows = [{"name": p.name, "version": p.version, "distribution": p.distribution, "builtin": p.builtin,
+             "fields": list(p.fields)} for p in registry.plugins]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        origin = f"{r['distribution']} {r['version']}" if r["distribution"] else "(not from a package)"
+        kind = "built-in" if r["builtin"] else "installed"
+        print(f"{r['name']:<{width}}  {kind:<9}  {origin:<24}  {', '.join(r['fields']) or '-'}")
+
+
+def cmd_schema(_args, settings: Settings) -> None:
+    from segmentql.schema import build_schema  # the schema needs the registry first
+    print(build_schema(_registry(settings)).as_str())
+
+
+def serve(settings: Settings, host: str, port: int, banner: str | None = None) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    registry = _registry(settings)  # a plugin problem stops us before the database starts
+    with database_uri(settings) as uri:
+        app = create_app(settings, uri, registry)
+        if banner:
+            print(banner, flush=True)
+        print(f"segmentql: GraphQL and GraphiQL at http://{host}:{port}/graphql", file=sys.stderr, flush=True)
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")).run()
+
+
+def cmd_serve(args, settings: Settings) -> None:
+    serve(settings, args.host, args.port)
+
+
+def cmd_demo(args, settings: Settings) -> None:
+    dataset = settings.data_dir / f"demo-{args.contacts}"
+    if not (dataset / "meta.json").exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(dataset), "--contacts",
+                        str(args.contacts), "--seed", "7"], check=True, stdout=sys.stderr)
+
+    async def work(db):
+        workspace = await db.workspace_by_name(DEMO_WORKSPACE)
+        if workspace is None:
+            workspace, key = await db.create_workspace(DEMO_WORKSPACE)
+        else:
+            key = await db.add_workspace_key(DEMO_WORKSPACE)
+        if workspace.get("demoDataset") != dataset.name:
+            report = await import_directory(db, workspace["_id"], dataset, settings.ingest_batch_size, Progress())
+            _print_import_report(report)
+            await db.set_demo_dataset(workspace["_id"], dataset.name)
+        return key
+
+    key = run_with_db(settings, work)
+    serve(settings, args.host, args.port, banner=(
+        f"demo workspace {DEMO_WORKSPACE!r} is ready (data as of 2026-11-28T12:00:00Z). API key:\n{key}"))
+
+
+# -- parsing ----------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=None,
+                        help="embedded database directory when MONGODB_URI is not set (default ./segmentql-data)")
+    top = argparse.ArgumentParser(prog="segmentql", description="GraphQL segment engine for email marketing.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text, **kw):
+        p = sub.add_parser(name, help=help_text, parents=[common], description=help_text, **kw)
+        p.set_defaults(func=func)
+        return p
+
+    for name, func, text in (("serve", cmd_serve, "run the GraphQL service"),
+                             ("demo", cmd_demo, "create a demo workspace with generated data, print its key, serve")):
+        p = add(name, func, text)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+        if name == "demo":
+            p.add_argument("--contacts", type=int, default=2000, help="size of the generated data set")
+
+    ws = sub.add_parser("workspace", help="manage workspaces").add_subparsers(dest="action", required=True,
+                                                                                 metavar="ACTION")
+    create = ws.add_parser("create", help="create a workspace and print its API key", parents=[common])
+    create.add_argument("name")
+    create.set_defaults(func=cmd_workspace_create)
+    key = ws.add_parser("key", help="issue another API key for a workspace", parents=[common])
+    key.add_argument("name")
+    key.set_defaults(func=cmd_workspace_key)
+
+    imp = add("import", cmd_import, "import a data set directory (datagen format); safe to run again")
+    imp.add_argument("--workspace", required=True)
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.add_argument("directory")
+
+    reb = add("rebuild-rollups", cmd_rebuild, "recompute every contact's engagement rollups from raw events")
+    reb.add_argument("--workspace", required=True)
+
+    plug = add("plugins", cmd_plugins, "list installed condition plugins")
+    plug.add_argument("--json", action="store_true", help="as JSON")
+    add("schema", cmd_schema, "print the GraphQL schema (SDL)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env(data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None)
+    try:
+        args.func(args, settings)
+    except CommandError as exc:
+        sys.exit(f"segmentql: {exc}")
+    except (EmbeddedServerError, PluginError) as exc:
+        sys.exit(f"segmentql: {exc}")
+    except PyMongoError as exc:
+        where = "MONGODB_URI" if settings.mongodb_uri else f"the embedded database in {settings.data_dir}"
+        sys.exit(f"segmentql: database error with {where}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        sys.exit(f"segmentql: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Test fixtures: one real embedded SecantusDB per test session, the app on it,
+and GraphQL clients bound to fresh workspaces.
+
+Nothing is mocked: requests go through starlette, strawberry, the compiler
+and pymongo to the same server ``segmentql serve`` starts.
+"""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from segmentql.server.app import create_app
+from segmentql.server.embedded import EmbeddedServer
+from segmentql.server.importer import Progress, import_directory
+from segmentql.server.registry import load_registry
+from segmentql.server.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEED_AS_OF = "2026-11-28T12:00:00Z"
+_names = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{os.getpid()}-{next(_names)}"
+
+
+@pytest.fixture(scope="session")
+def embedded_uri(tmp_path_factory):
+    server = EmbeddedServer(tmp_path_factory.mktemp("embedded-db"))
+    uri = server.start()
+    yield uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return Settings(database="segmentql_test", max_time_ms=60_000)
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_registry(load_entry_points=False)
+
+
+@pytest.fixture(scope="session")
+def http(embedded_uri, settings, registry):
+    """A TestClient running the app (and its lifespan) for the whole session."""
+    app = create_app(settings, embedded_uri, registry)
+    with TestClient(app) as client:
+        yield client
+
+
+@dataclass
+class GraphQLClient:
+    http: TestClient
+    key: str
+    workspace_id: str
+
+    def post(self, query: str, variables: dict | None = None, headers: dict | None = None):
+        return self.http.post("/graphql", json={"query": query, "variables": variables or {}},
+                              headers={"Authorization": f"Bearer {self.key}", **(headers or {})})
+
+    def run(self, query: str, **variables) -> dict:
+        """The data of a query that must succeed."""
+        body = self.post(query, variables).json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    def errors(self, query: str, **variables) -> list[dict]:
+        body = self.post(query, variables).json()
+        assert body.get("errors"), f"expected errors, got {body}"
+        return body["errors"]
+
+    def call(self, fn, *args):
+        """Run a coroutine function of the app's Database on the app's event loop."""
+        return self.http.portal.call(fn, *args)
+
+    @property
+    def db(self):
+        return self.http.app.state.segmentql.db
+
+
+def new_workspace(http: TestClient) -> GraphQLClient:
+    db = http.app.state.segmentql.db
+    doc, key = http.portal.call(db.create_workspace, unique("ws"))
+    return GraphQLClient(http, key, doc["_id"])
+
+
+@pytest.fixture
+def gql(http) -> GraphQLClient:
+    """A client of a fresh, empty workspace."""
+    return new_workspace(http)
+
+
+@pytest.fixture(scope="session")
+def seed_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("seed7")
+    subprocess.run([sys.executable, str(SHARED / "datagen.py"), str(out), "--contacts", "2000", "--seed", "7"],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def seed(http, seed_dir, settings) -> GraphQLClient:
+    """A workspace holding the seed-7, 2000-contact data set of seed-segments.json."""
+    client = new_workspace(http)
+    report = client.call(import_directory, client.db, client.workspace_id, seed_dir, settings.ingest_batch_size,
+                         Progress(quiet=True))
+    assert not report.problems, report.problems[:5]
+    return client
+
+
+def load_ndjson(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -47,9 +47,19 @@ MESSAGES = {
 }
 
 
+# graphql-core refuses deeply nested variables before any resolver runs; the
+# only recursive input is RuleInput, so that refusal is about a rule.
+GRAPHQL_CORE_MESSAGES = {
+    "Variable values are nested too deeply.": (
+        "INVALID_RULE", "the rule is nested too deeply; a rule may be nested at most 32 levels deep"),
+}
+
+
 def code_for(error: GraphQLError) -> tuple[str, str]:
     original = error.original_error
     if original is None:
+        if error.message in GRAPHQL_CORE_MESSAGES:
+            return GRAPHQL_CORE_MESSAGES[error.message]
         return error.extensions.get("code") or "GRAPHQL_VALIDATION_FAILED", error.message
     for kind, code in CODES:
         if isinstance(original, kind):

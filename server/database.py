@@ -143,10 +143,12 @@ class Database:
     async def contacts_by_id(self, workspace_id: str, ids: Iterable[str], projection: Mapping | None = None
                              ) -> dict[str, dict]:
         keys = [doc_key(workspace_id, i) for i in ids]
+        projection = {**(projection or {}), "_id": 0}
+        if any(v == 1 for v in projection.values()):
+            projection["id"] = 1  # an inclusion projection still needs the key of the result
         found = {}
         for start in range(0, len(keys), IN_CHUNK):
-            cursor = self.db.contacts.find({"_id": {"$in": keys[start:start + IN_CHUNK]}},
-                                           {**(projection or {}), "_id": 0})
+            cursor = self.db.contacts.find({"_id": {"$in": keys[start:start + IN_CHUNK]}}, projection)
             found.update({c["id"]: c async for c in cursor})
         return found
 

@@ -1,0 +1,61 @@
+"""API keys: every GraphQL request needs one, and a key sees only its workspace."""
+
+from .conftest import new_workspace
+
+CONTACTS = """mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted unchanged errors { message } } }"""
+CONTACT = """query($id: ID!) { contact(id: $id) { id email } }"""
+
+
+def test_missing_key_is_401_without_data(http):
+    response = http.post("/graphql", json={"query": "{ conditionTypes { field } }"})
+    assert response.status_code == 401
+    body = response.json()
+    assert "data" not in body and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_wrong_key_is_401(http):
+    response = http.post("/graphql", json={"query": "{ conditionTypes { field } }"},
+                         headers={"Authorization": "Bearer sq_not-a-real-key"})
+    assert response.status_code == 401
+
+
+def test_malformed_authorization_header_is_401(http):
+    for header in ("sq_abc", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer"):
+        response = http.post("/graphql", json={"query": "{ conditionTypes { field } }"},
+                             headers={"Authorization": header})
+        assert response.status_code == 401, header
+
+
+def test_get_query_needs_a_key_too(http):
+    assert http.get("/graphql", params={"query": "{ conditionTypes { field } }"}).status_code == 401
+
+
+def test_keys_are_stored_hashed(gql):
+    workspace = gql.call(gql.db.workspace_by_name, gql.call(gql.db.workspace_for_key, gql.key)["name"])
+    assert gql.key not in workspace["keys"]
+    assert all(len(k) == 64 for k in workspace["keys"])
+
+
+def test_workspaces_are_isolated(http):
+    a, b = new_workspace(http), new_workspace(http)
+    a.run(CONTACTS, c=[{"id": "same-id", "email": "a@example.com"}])
+    assert b.run(CONTACT, id="same-id")["contact"] is None
+    b.run(CONTACTS, c=[{"id": "same-id", "email": "b@example.com"}])
+    assert a.run(CONTACT, id="same-id")["contact"]["email"] == "a@example.com"
+    assert b.run(CONTACT, id="same-id")["contact"]["email"] == "b@example.com"
+    rule = {"tags": {"excludes": ["nothing"]}}
+    count = "query($r: RuleInput!) { segmentPreview(rule: $r) { count } }"
+    assert a.run(count, r=rule)["segmentPreview"]["count"] == 1
+    assert b.run(count, r=rule)["segmentPreview"]["count"] == 1
+
+
+def test_saved_segments_are_isolated(http):
+    a, b = new_workspace(http), new_workspace(http)
+    created = a.run('mutation { createSegment(name: "mine", rule: {leadScore: {tier: HOT}}) { id } }')
+    sid = created["createSegment"]["id"]
+    assert b.run("query($id: ID!) { segment(id: $id) { id } }", id=sid)["segment"] is None
+    errors = b.errors('mutation($id: ID!) { updateSegment(id: $id, name: "stolen") { id } }', id=sid)
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND"
+    assert b.run("mutation($id: ID!) { deleteSegment(id: $id) }", id=sid)["deleteSegment"] is False
+    assert a.run("query($id: ID!) { segment(id: $id) { name } }", id=sid)["segment"]["name"] == "mine"
+    assert b.run("{ segments { edges { node { id } } } }")["segments"]["edges"] == []

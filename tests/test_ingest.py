@@ -1,0 +1,151 @@
+"""Data mutations: typed custom fields, upserts, idempotent events, late events,
+per-item errors, deletes."""
+
+FIELD = "mutation($k: String!, $t: CustomFieldType!) { defineCustomField(key: $k, type: $t) { key type created } }"
+CONTACTS = "mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted unchanged errors { index id message } } }"
+CAMPAIGNS = "mutation($c: [CampaignInput!]!) { upsertCampaigns(campaigns: $c) { accepted unchanged errors { index id message } } }"
+EVENTS = "mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted unchanged errors { index id message } } }"
+DELETE = "mutation($ids: [ID!]!) { deleteContacts(ids: $ids) { accepted unchanged errors { message } } }"
+CONTACT = """query($id: ID!) { contact(id: $id) { id email country timezone tags leadScore customFields
+  stats { events opens clicks conversions sends lastOpenAt lastOpenDevice topOpenHour topOpenWeekday
+          opensByDevice { mobile desktop tablet }
+          campaigns { campaignId name received opens clicks clickedUrls latest } } } }"""
+
+
+def test_define_custom_field_is_idempotent_and_refuses_type_change(gql):
+    assert gql.run(FIELD, k="ltv", t="NUMBER")["defineCustomField"]["created"] is True
+    assert gql.run(FIELD, k="ltv", t="NUMBER")["defineCustomField"]["created"] is False
+    errors = gql.errors(FIELD, k="ltv", t="TEXT")
+    assert errors[0]["extensions"]["code"] == "CONFLICT" and "NUMBER" in errors[0]["message"]
+
+
+def test_custom_field_keys_are_checked(gql):
+    for bad in ("Ltv", "1ltv", "ltv-x", "a" * 65, "$where", "a.b", "__proto__"):
+        errors = gql.errors(FIELD, k=bad, t="NUMBER")
+        assert errors[0]["extensions"]["code"] == "CONFLICT", bad
+
+
+def test_contact_values_are_coerced_and_validated(gql):
+    for key, kind in (("ltv", "NUMBER"), ("plan", "TEXT"), ("bounced", "BOOLEAN"), ("signup", "DATE"),
+                      ("interests", "MULTI_SELECT")):
+        gql.run(FIELD, k=key, t=kind)
+    result = gql.run(CONTACTS, c=[
+        {"id": "c1", "email": "one@example.com", "country": "us", "timezone": "America/Denver",
+         "tags": ["vip"], "leadScore": 80,
+         "customFields": {"ltv": "1200.5", "plan": "pro", "bounced": False, "signup": "2024-02-29",
+                          "interests": ["sms", "sms", "automation"]}},
+        {"id": "c2", "email": "two@example.com", "customFields": {"ltv": "lots"}},
+        {"id": "c3", "email": "three@example.com", "customFields": {"unknown": 1}},
+        {"id": "c4", "email": "four@example.com", "timezone": "Mars/Olympus"},
+        {"id": "c5", "email": "five@example.com", "leadScore": 101},
+        {"id": "c6", "email": "not an email"},
+        {"id": "c7", "email": "seven@example.com", "country": "XX"},
+    ])["upsertContacts"]
+    assert result["accepted"] == 1 and result["unchanged"] == 0
+    problems = {e["id"]: e["message"] for e in result["errors"]}
+    assert set(problems) == {"c2", "c3", "c4", "c5", "c6", "c7"}
+    assert "c2" in problems["c2"] and "ltv" in problems["c2"] and "number" in problems["c2"]
+    assert "unknown" in problems["c3"] and "not declared" in problems["c3"]
+    assert "Mars/Olympus" in problems["c4"]
+    contact = gql.run(CONTACT, id="c1")["contact"]
+    assert contact["country"] == "US"
+    assert contact["customFields"] == {"ltv": 1200.5, "plan": "pro", "bounced": False,
+                                       "signup": "2024-02-29T00:00:00Z", "interests": ["sms", "automation"]}
+
+
+def test_upsert_keeps_omitted_fields_and_null_unsets(gql):
+    gql.run(FIELD, k="plan", t="TEXT")
+    gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": "DE", "tags": ["x"],
+                          "customFields": {"plan": "pro"}}])
+    again = gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": "DE"}])["upsertContacts"]
+    assert again == {"accepted": 0, "unchanged": 1, "errors": []}
+    gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": None, "customFields": {"plan": None}}])
+    contact = gql.run(CONTACT, id="c1")["contact"]
+    assert contact["country"] is None and contact["tags"] == ["x"] and contact["customFields"] == {}
+
+
+def _setup(gql):
+    gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "timezone": "Asia/Tokyo"},
+                         {"id": "c2", "email": "b@example.com"}])
+    gql.run(CAMPAIGNS, c=[{"id": "k1", "name": "Launch", "sentAt": "2026-11-01T10:00:00Z"},
+                          {"id": "k2", "name": "Digest", "sentAt": "2026-11-20T10:00:00Z"}])
+
+
+def test_events_are_idempotent_by_id_and_late_events_count(gql):
+    _setup(gql)
+    events = [
+        {"id": "e1", "contactId": "c1", "type": "SENT", "at": "2026-11-01T10:00:00Z", "campaignId": "k1"},
+        {"id": "e2", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T01:00:00Z", "campaignId": "k1",
+         "device": "MOBILE"},
+    ]
+    assert gql.run(EVENTS, e=events)["recordEvents"] == {"accepted": 2, "unchanged": 0, "errors": []}
+    assert gql.run(EVENTS, e=events)["recordEvents"] == {"accepted": 0, "unchanged": 2, "errors": []}
+    late = [{"id": "e0", "contactId": "c1", "type": "OPEN", "at": "2026-10-30T23:30:00Z", "device": "DESKTOP"},
+            {"id": "e3", "contactId": "c1", "type": "CLICK", "at": "2026-11-02T01:05:00Z", "campaignId": "k1",
+             "url": "https://Example.com/Pricing"}]
+    gql.run(EVENTS, e=late)
+    stats = gql.run(CONTACT, id="c1")["contact"]["stats"]
+    assert stats["events"] == 4 and stats["opens"] == 2 and stats["clicks"] == 1
+    assert stats["lastOpenDevice"] == "MOBILE"  # the latest open, whatever arrived last
+    assert stats["opensByDevice"] == {"mobile": 1, "desktop": 1, "tablet": 0}
+    assert stats["topOpenHour"] == 8  # 23:30 UTC and 01:00 UTC are 08:30 and 10:00 in Tokyo; tie -> earliest
+    assert stats["campaigns"] == [{"campaignId": "k1", "name": "Launch", "received": True, "opens": 1,
+                                   "clicks": 1, "clickedUrls": ["https://example.com/pricing"], "latest": True}]
+
+
+def test_unknown_contact_or_campaign_is_reported_and_the_rest_kept(gql):
+    _setup(gql)
+    result = gql.run(EVENTS, e=[
+        {"id": "e1", "contactId": "ghost", "type": "OPEN", "at": "2026-11-02T00:00:00Z"},
+        {"id": "e2", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T00:00:00Z", "campaignId": "nope"},
+        {"id": "e3", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T00:00:00Z"},
+    ])["recordEvents"]
+    assert result["accepted"] == 1
+    assert {e["id"]: e["index"] for e in result["errors"]} == {"e1": 0, "e2": 1}
+    assert "ghost" in result["errors"][0]["message"] and "nope" in result["errors"][1]["message"]
+
+
+def test_campaign_names_are_unique(gql):
+    _setup(gql)
+    result = gql.run(CAMPAIGNS, c=[{"id": "k3", "name": "Launch", "sentAt": "2026-11-21T10:00:00Z"}])
+    assert result["upsertCampaigns"]["accepted"] == 0
+    assert "already used by campaign 'k1'" in result["upsertCampaigns"]["errors"][0]["message"]
+
+
+def test_campaign_changes_reach_recipients_summaries(gql):
+    _setup(gql)
+    gql.run(EVENTS, e=[
+        {"id": "s1", "contactId": "c1", "type": "SENT", "at": "2026-11-01T10:00:00Z", "campaignId": "k1"},
+        {"id": "s2", "contactId": "c1", "type": "SENT", "at": "2026-11-20T10:00:00Z", "campaignId": "k2"}])
+    latest = {c["campaignId"]: c["latest"] for c in gql.run(CONTACT, id="c1")["contact"]["stats"]["campaigns"]}
+    assert latest == {"k1": False, "k2": True}
+    gql.run(CAMPAIGNS, c=[{"id": "k1", "name": "Relaunch", "sentAt": "2026-11-25T10:00:00Z"}])
+    summaries = {c["campaignId"]: c for c in gql.run(CONTACT, id="c1")["contact"]["stats"]["campaigns"]}
+    assert summaries["k1"]["name"] == "Relaunch" and summaries["k1"]["latest"] is True
+    assert summaries["k2"]["latest"] is False
+
+
+def test_timezone_change_recomputes_open_habits(gql):
+    _setup(gql)
+    gql.run(EVENTS, e=[{"id": "o1", "contactId": "c2", "type": "OPEN", "at": "2026-11-02T23:00:00Z"}])
+    assert gql.run(CONTACT, id="c2")["contact"]["stats"]["topOpenHour"] == 23
+    gql.run(CONTACTS, c=[{"id": "c2", "email": "b@example.com", "timezone": "Asia/Tokyo"}])
+    stats = gql.run(CONTACT, id="c2")["contact"]["stats"]
+    assert stats["topOpenHour"] == 8 and stats["topOpenWeekday"] == "TUESDAY"
+
+
+def test_delete_contacts_removes_contact_and_events(gql):
+    _setup(gql)
+    gql.run(EVENTS, e=[{"id": "o1", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T23:00:00Z"}])
+    assert gql.run(DELETE, ids=["c1", "c1", "zz"])["deleteContacts"] == {"accepted": 1, "unchanged": 1, "errors": []}
+    assert gql.run(CONTACT, id="c1")["contact"] is None
+    events = gql.call(gql.db.events_of_contacts, gql.workspace_id, ["c1"])
+    assert events == {"c1": []}
+    # The id can be used again from scratch: the old event is gone, so it counts anew.
+    gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com"}])
+    assert gql.run(EVENTS, e=[{"id": "o1", "contactId": "c1", "type": "OPEN",
+                               "at": "2026-11-02T23:00:00Z"}])["recordEvents"]["accepted"] == 1
+
+
+def test_contact_lookup_of_unknown_id_is_null(gql):
+    assert gql.run(CONTACT, id="nobody")["contact"] is None

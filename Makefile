@@ -9,10 +9,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+# GraphiQL's files, pinned by graphiql/package-lock.json (integrity hashes), served offline.
+graphiql/node_modules/.package-lock.json: graphiql/package.json graphiql/package-lock.json
+	npm ci --prefix graphiql --ignore-scripts --no-audit --no-fund --loglevel=error
+
+install: $(BIN)/python graphiql/node_modules/.package-lock.json
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python
+install-test: $(BIN)/python graphiql/node_modules/.package-lock.json
 	$(BIN)/pip install --quiet -e '.[test]'
 
 demo: install

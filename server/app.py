@@ -19,6 +19,7 @@ from segmentql.schema import build_schema
 from segmentql.schema.context import RequestContext
 
 from .database import Database
+from .graphiql import ASSETS_URL, asset, graphiql_page
 from .registry import ConditionRegistry, load_registry
 from .settings import Settings
 
@@ -63,7 +64,7 @@ class Authenticated:
             return await self.app(scope, receive, send)
         request = Request(scope)
         if self._is_ide_page(request):
-            return await self.app(scope, receive, send)
+            return await graphiql_page()(scope, receive, send)
         key = _bearer(request.headers)
         if key is None:
             return await _unauthorized("send your API key as 'Authorization: Bearer KEY'")(scope, receive, send)
@@ -75,8 +76,9 @@ class Authenticated:
 
     @staticmethod
     def _is_ide_page(request: Request) -> bool:
-        return (request.method == "GET" and "query" not in request.query_params
-                and "text/html" in request.headers.get("accept", ""))
+        # A browser navigating here (even with ?query=... to prefill the editor)
+        # gets the page; GraphQL clients using GET ask for JSON and need a key.
+        return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
 class AppState:
@@ -93,7 +95,7 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         registry = load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
     state = AppState(settings, registry)
     schema = build_schema(registry)
-    graphql = Authenticated(SegmentqlGraphQL(schema, state, graphql_ide="graphiql"), state)
+    graphql = Authenticated(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
 
     async def health(_request: Request) -> Response:
         try:
@@ -111,7 +113,8 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         finally:
             await state.db.close()
 
-    app = Starlette(routes=[Route("/healthz", health), Route("/graphql", graphql, methods=["GET", "POST"])], lifespan=lifespan)
+    app = Starlette(routes=[Route("/healthz", health), Route("/graphql", graphql, methods=["GET", "POST"]),
+                            Route(ASSETS_URL + "/{name}", asset)], lifespan=lifespan)
     app.state.segmentql = state
     return app
 

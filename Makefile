@@ -17,7 +17,7 @@ install: $(BIN)/python graphiql/node_modules/.package-lock.json
 	$(BIN)/pip install --quiet -e .
 
 install-test: $(BIN)/python graphiql/node_modules/.package-lock.json
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e examples/segmentql-email-domain
 
 demo: install
 	$(BIN)/segmentql demo

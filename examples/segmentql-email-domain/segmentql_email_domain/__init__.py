@@ -1,0 +1,37 @@
+"""``emailDomain``: the part of the contact's email address after the last "@",
+compared case-insensitively with a list of domains."""
+
+from typing import Optional
+
+import strawberry
+
+from segmentql.plugins import Condition, RuleError, hookimpl, literal, require_exactly_one
+
+
+@strawberry.input(description="The domain of the contact's email address (case-insensitive). "
+                              "Give exactly one of `in` and `notIn`.")
+class EmailDomainCondition:
+    in_: Optional[list[str]] = strawberry.field(
+        name="in", default=strawberry.UNSET, description="The email's domain is one of these, e.g. example.com.")
+    not_in: Optional[list[str]] = strawberry.field(
+        default=strawberry.UNSET, description="The email's domain is none of these.")
+
+
+def validate(node, ctx) -> None:
+    operator = require_exactly_one(node, ("in", "notIn"))
+    for domain in node[operator]:
+        if "@" in domain or not domain.strip():
+            raise RuleError(f"{domain!r} is not a domain; give the part after the @")
+
+
+def compile(node, ctx) -> dict:
+    domains = [d.strip().lower() for d in node.get("in") or node["notIn"]]
+    domain = {"$toLower": {"$arrayElemAt": [{"$split": ["$email", "@"]}, -1]}}
+    test = {"$in": [domain, literal(domains)]}
+    return {"$expr": test if node.get("in") is not None else {"$not": [test]}}
+
+
+@hookimpl
+def segmentql_register_conditions(register):
+    register(Condition(field="emailDomain", input_type=EmailDomainCondition, validate=validate, compile=compile,
+                       description="The domain of the contact's email address."))

@@ -1,0 +1,117 @@
+"""A test kit for condition plugin authors (a pytest plugin, loaded
+automatically once segmentql is installed).
+
+The ``segmentql`` fixture gives each test a real service: the embedded
+database (started once per test session), the app with every installed
+plugin (your package's entry point included) plus any listed in the
+``segmentql_plugins`` fixture, and a fresh workspace::
+
+    def test_my_condition(segmentql):
+        segmentql.import_generated(contacts=200, seed=3)
+        ids = segmentql.members({"myCondition": {"in": ["x"]}})
+        assert ids == [...]
+
+Override ``segmentql_plugins`` to test a plugin object that is not installed::
+
+    @pytest.fixture
+    def segmentql_plugins():
+        return [("mine", my_plugin_module)]
+"""
+
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_workspaces = itertools.count()
+AS_OF = "2026-11-28T12:00:00Z"
+PREVIEW = """query($rule: RuleInput!, $asOf: DateTime, $after: String) {
+  segmentPreview(rule: $rule, asOf: $asOf) {
+    contacts(first: 1000, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } } }"""
+
+
+class SegmentqlHarness:
+    """One workspace on a running app; every call goes through GraphQL over HTTP."""
+
+    def __init__(self, http, key: str, workspace_id: str):
+        self.http, self.key, self.workspace_id = http, key, workspace_id
+
+    def post(self, query: str, variables: dict | None = None) -> dict:
+        return self.http.post("/graphql", json={"query": query, "variables": variables or {}},
+                              headers={"Authorization": f"Bearer {self.key}"}).json()
+
+    def graphql(self, query: str, **variables) -> dict:
+        """The data of a query that must succeed (an AssertionError shows the errors)."""
+        body = self.post(query, variables)
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    def errors(self, query: str, **variables) -> list[dict]:
+        body = self.post(query, variables)
+        assert body.get("errors"), f"expected errors, got {body}"
+        return body["errors"]
+
+    def members(self, rule: dict, as_of: str | None = AS_OF) -> list[str]:
+        """Ids of the contacts the rule selects, in id order."""
+        ids, after = [], None
+        while True:
+            page = self.graphql(PREVIEW, rule=rule, asOf=as_of, after=after)["segmentPreview"]["contacts"]
+            ids += [edge["node"]["id"] for edge in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return ids
+            after = page["pageInfo"]["endCursor"]
+
+    def import_directory(self, directory: Path) -> None:
+        from segmentql.server.importer import Progress, import_directory
+
+        state = self.http.app.state.segmentql
+        report = self.http.portal.call(import_directory, state.db, self.workspace_id, Path(directory),
+                                       state.settings.ingest_batch_size, Progress(quiet=True))
+        assert not report.problems, report.problems[:5]
+
+    def import_generated(self, contacts: int = 200, seed: int = 7) -> Path:
+        """Generate a realistic data set (segmentql's datagen) and import it; returns its directory."""
+        directory = Path(tempfile.mkdtemp(prefix="segmentql-data-"))
+        subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(directory), "--contacts",
+                        str(contacts), "--seed", str(seed)], check=True, capture_output=True)
+        self.import_directory(directory)
+        return directory
+
+
+@pytest.fixture(scope="session")
+def segmentql_database_uri(tmp_path_factory):
+    """MONGODB_URI when set, else an embedded SecantusDB for the session."""
+    if os.environ.get("MONGODB_URI"):
+        yield os.environ["MONGODB_URI"]
+        return
+    from segmentql.server.embedded import EmbeddedServer
+
+    server = EmbeddedServer(tmp_path_factory.mktemp("segmentql-db"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def segmentql_plugins() -> list:
+    """Extra (name, plugin) pairs to register; installed plugins load anyway."""
+    return []
+
+
+@pytest.fixture
+def segmentql(segmentql_database_uri, segmentql_plugins):
+    from starlette.testclient import TestClient
+
+    from segmentql.server.app import create_app
+    from segmentql.server.registry import load_registry
+    from segmentql.server.settings import Settings
+
+    settings = Settings(database="segmentql_plugin_tests")
+    registry = load_registry(extra=segmentql_plugins)
+    with TestClient(create_app(settings, segmentql_database_uri, registry)) as http:
+        db = http.app.state.segmentql.db
+        doc, key = http.portal.call(db.create_workspace, f"plugin-test-{os.getpid()}-{next(_workspaces)}")
+        yield SegmentqlHarness(http, key, doc["_id"])

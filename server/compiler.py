@@ -172,6 +172,24 @@ def compile_rule(rule, registry: ConditionRegistry, ctx: CompileContext, path: s
     return query
 
 
+def _merge_fields(query: dict) -> dict:
+    """``{$and: [{a: 1}, {b: 2}, {$or: ...}]}`` as ``{a: 1, b: 2, $and: [{$or: ...}]}``: the
+    same condition, but with plain field predicates at the top level, where
+    query planners (the embedded server's in particular) look for indexes."""
+    if list(query) != ["$and"]:
+        return query
+    merged: dict = {}
+    rest = []
+    for clause in query["$and"]:
+        if all(not k.startswith("$") and k not in merged for k in clause):
+            merged.update(clause)
+        else:
+            rest.append(clause)
+    if rest:
+        merged["$and"] = rest
+    return merged
+
+
 def _operators(value) -> set[str]:
     found: set[str] = set()
     stack = [value]
@@ -209,7 +227,7 @@ class CompiledRule:
         clauses = self.query["$and"] if list(self.query) == ["$and"] else ([self.query] if self.query else [])
         plain = [c for c in clauses if "$expr" not in _operators(c)]
         costly = [c for c in clauses if "$expr" in _operators(c)]
-        first = _and([{"workspace_id": self.workspace_id}, *([extra] if extra else []), *plain])
+        first = _merge_fields(_and([{"workspace_id": self.workspace_id}, *([extra] if extra else []), *plain]))
         stages = [{"$match": first}]
         if costly:
             stages.append({"$match": _and(costly)})

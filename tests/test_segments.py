@@ -80,7 +80,7 @@ def test_explain_returns_the_pipeline_that_runs(seed):
                          r=rule)["explainSegment"]
     assert explained["collection"] == "contacts"
     pipeline = explained["pipeline"]
-    assert pipeline[0]["$match"]["$and"][0] == {"workspace_id": seed.workspace_id}
+    assert pipeline[0]["$match"]["workspace_id"] == seed.workspace_id
     assert pipeline[-1] == {"$count": "count"}
     text = json.dumps(pipeline)
     assert '{"$literal": "$where"}' in text  # user text is data, never an operator or a pattern

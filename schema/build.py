@@ -68,6 +68,8 @@ async def _contact_page(info: Info, compiled: CompiledRule, first: Optional[int]
 
 
 def build_schema(registry: ConditionRegistry, extensions: list | None = None) -> strawberry.Schema:
+    """The schema for these conditions; ``extensions`` are added after the error-code one
+    (the app passes the request limits from its settings)."""
     RuleInput = build_rule_input(registry)
 
     @strawberry.type(description="The members of a rule evaluated now (or at `asOf`).")

@@ -13,7 +13,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from pymongo.errors import PyMongoError
 from strawberry.asgi import GraphQL
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from segmentql.schema import build_schema
 from segmentql.schema.context import RequestContext
@@ -26,9 +28,32 @@ from .settings import Settings
 log = logging.getLogger("segmentql")
 
 
+def _refusal(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status,
+                        headers=headers)
+
+
 def _unauthorized(message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
-                        status_code=401, headers={"WWW-Authenticate": 'Bearer realm="segmentql"'})
+    return _refusal(401, "UNAUTHENTICATED", message, {"WWW-Authenticate": 'Bearer realm="segmentql"'})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _limited_receive(receive, limit: int):
+    """``receive`` that refuses a body growing past ``limit`` bytes (chunked uploads too)."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+        return message
+    return wrapped
 
 
 def _bearer(headers) -> str | None:
@@ -53,8 +78,11 @@ class SegmentqlGraphQL(GraphQL):
                                             workspace_id=request.scope["segmentql.workspace_id"])}
 
 
-class Authenticated:
-    """ASGI wrapper: resolves the bearer key to a workspace, or answers 401."""
+class Gate:
+    """ASGI wrapper in front of GraphQL: the GraphiQL page for browsers; for
+    everything else the transport rules (JSON POSTs only, so no HTML form can
+    post cross-site; a bounded body) and the bearer key, resolved to a
+    workspace, or a refusal before GraphQL runs."""
 
     def __init__(self, app, state):
         self.app, self.state = app, state
@@ -65,14 +93,49 @@ class Authenticated:
         request = Request(scope)
         if self._is_ide_page(request):
             return await graphiql_page()(scope, receive, send)
+        refusal = self._transport_refusal(request)
+        if refusal is None:
+            refusal = await self._authenticate(request, scope)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        limit = self.state.settings.max_body_bytes
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+        try:
+            return await self.app(scope, _limited_receive(receive, limit), tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _refusal(413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {limit} bytes")(
+                    scope, receive, send)
+
+    def _transport_refusal(self, request: Request) -> Response | None:
+        if request.method == "POST":
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                return _refusal(415, "UNSUPPORTED_MEDIA_TYPE", "send GraphQL requests as application/json")
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > self.state.settings.max_body_bytes:
+                return _refusal(413, "PAYLOAD_TOO_LARGE",
+                                f"the request body exceeds {self.state.settings.max_body_bytes} bytes")
+        return None
+
+    async def _authenticate(self, request: Request, scope) -> Response | None:
         key = _bearer(request.headers)
         if key is None:
-            return await _unauthorized("send your API key as 'Authorization: Bearer KEY'")(scope, receive, send)
-        workspace = await self.state.db.workspace_for_key(key)
+            return _unauthorized("send your API key as 'Authorization: Bearer KEY'")
+        try:
+            workspace = await self.state.db.workspace_for_key(key)
+        except PyMongoError:
+            log.warning("database unavailable while checking an API key")
+            return _refusal(503, "DATABASE_UNAVAILABLE", "the database is unavailable right now; try again shortly")
         if workspace is None:
-            return await _unauthorized("the API key is not valid")(scope, receive, send)
+            return _unauthorized("the API key is not valid")
         scope["segmentql.workspace_id"] = workspace["_id"]
-        return await self.app(scope, receive, send)
+        return None
 
     @staticmethod
     def _is_ide_page(request: Request) -> bool:
@@ -94,8 +157,11 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
     if registry is None:
         registry = load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
     state = AppState(settings, registry)
-    schema = build_schema(registry)
-    graphql = Authenticated(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
+    schema = build_schema(registry, extensions=[
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens)])
+    graphql = Gate(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
 
     async def health(_request: Request) -> Response:
         try:

@@ -31,6 +31,10 @@ class Settings:
     max_page_size: int = 1000
     default_page_size: int = 20
     ingest_batch_size: int = 2000
+    max_body_bytes: int = 2_000_000
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
     plugin_allow: tuple[str, ...] | None = None
     plugin_block: tuple[str, ...] = field(default_factory=tuple)
 
@@ -48,6 +52,10 @@ class Settings:
             data_dir=Path(os.environ.get("SEGMENTQL_DATA_DIR", "segmentql-data")),
             max_time_ms=_int_env("SEGMENTQL_MAX_TIME_MS", 30_000),
             ingest_batch_size=_int_env("SEGMENTQL_INGEST_BATCH", 2000),
+            max_body_bytes=_int_env("SEGMENTQL_MAX_BODY_BYTES", 2_000_000),
+            max_query_depth=_int_env("SEGMENTQL_MAX_QUERY_DEPTH", 12),
+            max_aliases=_int_env("SEGMENTQL_MAX_ALIASES", 30),
+            max_tokens=_int_env("SEGMENTQL_MAX_TOKENS", 5000),
             plugin_allow=names("SEGMENTQL_PLUGINS"),
             plugin_block=names("SEGMENTQL_DISABLE_PLUGINS") or (),
         )

@@ -93,8 +93,8 @@ class ValidationContext:
 
 @dataclass(frozen=True)
 class CompileContext:
-    """What a compiler may consult: the moment rules are evaluated at, and the
-    workspace's declared custom fields.
+    """What a compiler may consult: the moment rules are evaluated at, the
+    workspace's declared custom fields, and the day of its newest event.
 
     ``today`` is ``D`` of the specification: the UTC calendar day of ``as_of``,
     as a day number (days since 1970-01-01).
@@ -103,6 +103,15 @@ class CompileContext:
     as_of: dt.datetime
     custom_fields: Mapping[str, str]
     coerce: Callable[[str, Any], Any]
+    newest_event_day: int | None = None
+
+    @property
+    def events_after_today(self) -> bool:
+        """Whether the workspace may hold events dated after today (an ``asOf``
+        in the past). When it does not, "on the last N days" is "since day
+        D-N+1", and conditions can skip the work of excluding later events.
+        Unknown (``newest_event_day`` None) counts as "may"."""
+        return self.newest_event_day is None or self.newest_event_day > self.today
 
     @property
     def today(self) -> int:

@@ -211,8 +211,10 @@ def validation_context(custom_fields: Mapping[str, str]) -> ValidationContext:
     return ValidationContext(custom_fields=custom_fields, coerce=fieldtypes.coerce)
 
 
-def compile_context(custom_fields: Mapping[str, str], as_of: dt.datetime) -> CompileContext:
-    return CompileContext(as_of=as_of, custom_fields=custom_fields, coerce=fieldtypes.coerce)
+def compile_context(custom_fields: Mapping[str, str], as_of: dt.datetime,
+                    newest_event_day: int | None = None) -> CompileContext:
+    return CompileContext(as_of=as_of, custom_fields=custom_fields, coerce=fieldtypes.coerce,
+                          newest_event_day=newest_event_day)
 
 
 @dataclass(frozen=True)

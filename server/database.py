@@ -120,6 +120,14 @@ class Database:
         """Remember which generated data set ``segmentql demo`` imported, so a restart skips it."""
         await self.db.workspaces.update_one({"_id": workspace_id}, {"$set": {"demoDataset": name}})
 
+    async def note_event_day(self, workspace_id: str, day: int) -> None:
+        """Remember the newest UTC day that any stored event of the workspace falls on."""
+        await self.db.workspaces.update_one({"_id": workspace_id}, {"$max": {"newestEventDay": day}})
+
+    async def newest_event_day(self, workspace_id: str) -> int | None:
+        doc = await self.db.workspaces.find_one({"_id": workspace_id}, {"newestEventDay": 1})
+        return (doc or {}).get("newestEventDay")
+
     async def workspace_for_key(self, key: str) -> dict | None:
         return await self.db.workspaces.find_one({"keys": hash_key(key)}, {"keys": 0})
 

@@ -17,7 +17,7 @@ from importlib import resources
 
 from . import fieldtypes
 from .database import Database, now
-from .rollups import compute_stats, empty_stats
+from .rollups import compute_stats, day_number, empty_stats
 
 EVENT_TYPES = ("SENT", "OPEN", "CLICK", "CONVERSION")
 DEVICES = ("MOBILE", "DESKTOP", "TABLET")
@@ -307,6 +307,8 @@ async def store_events(db: Database, workspace_id: str, items: list) -> tuple[In
                 valid.append(doc)
             continue
         result.errors.append(ItemError(index, doc["id"], f"event {doc['id']!r}: {problem}"))
+    if valid:
+        await db.note_event_day(workspace_id, max(day_number(d["at"]) for d in valid))
     duplicates = await db.insert_events(valid)
     result.accepted += len(valid) - len(duplicates)
     result.unchanged += len(duplicates)
@@ -323,9 +325,12 @@ async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str
         events = await db.events_of_contacts(workspace_id, list(contacts))
         campaign_ids = {e["campaign_id"] for evs in events.values() for e in evs if "campaign_id" in e}
         campaigns = await db.campaigns_by(workspace_id, "id", campaign_ids)
-        await db.write_stats(workspace_id, [
-            (cid, contact.get("timezone"), compute_stats(events[cid], contact.get("timezone"), campaigns))
-            for cid, contact in contacts.items()])
+        updates = [(cid, contact.get("timezone"), compute_stats(events[cid], contact.get("timezone"), campaigns))
+                   for cid, contact in contacts.items()]
+        await db.write_stats(workspace_id, updates)
+        engaged_days = [stats["lastEngagedDay"] for _, _, stats in updates if stats["lastEngagedDay"] is not None]
+        if engaged_days:  # also records the marker for data stored before it existed
+            await db.note_event_day(workspace_id, max(engaged_days))
     return len(contact_ids)
 
 

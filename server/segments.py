@@ -44,7 +44,8 @@ async def compile_for(db: Database, registry: ConditionRegistry, workspace_id: s
     """Validate and compile ``rule`` for the workspace at ``as_of`` (default now)."""
     fields = await db.custom_fields(workspace_id)
     validate_rule(rule, registry, validation_context(fields))
-    query = compile_rule(rule, registry, compile_context(fields, effective_as_of(as_of)))
+    context = compile_context(fields, effective_as_of(as_of), await db.newest_event_day(workspace_id))
+    query = compile_rule(rule, registry, context)
     return CompiledRule(workspace_id, query)
 
 

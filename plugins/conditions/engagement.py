@@ -56,12 +56,13 @@ def _window_count_expr(since: str, first_day: int, today: int) -> dict:
     return {"$subtract": [suffix(first_day), suffix(today + 1)]}
 
 
-def _at_least(k: int, since: str, first_day: int, today: int) -> dict:
+def _at_least(k: int, since: str, first_day: int, today: int, events_after_today: bool) -> dict:
     if k <= 0:
         return ALWAYS
-    nothing_later = {"$and": [
-        {"stats.lastEngagedDay": {"$not": {"$gt": today}}},
-        {"stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, since: {"$gte": k}}}}]}
+    recent = {"stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, since: {"$gte": k}}}}
+    if not events_after_today:
+        return recent
+    nothing_later = {"$and": [{"stats.lastEngagedDay": {"$not": {"$gt": today}}}, recent]}
     some_later = {"$and": [
         {"stats.lastEngagedDay": {"$gt": today}},
         {"$expr": {"$gte": [_window_count_expr(since, first_day, today), k]}}]}
@@ -79,7 +80,7 @@ def compile_engagement(node, ctx: CompileContext) -> dict:
     today = ctx.today
 
     def at_least(k: int) -> dict:
-        return _at_least(k, since, today - days + 1, today)
+        return _at_least(k, since, today - days + 1, today, ctx.events_after_today)
 
     exactly = {"$and": [at_least(value), _negate(at_least(value + 1))]}
     return {

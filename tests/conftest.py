@@ -79,6 +79,12 @@ class GraphQLClient:
         assert body.get("errors"), f"expected errors, got {body}"
         return body["errors"]
 
+    def define_fields(self, fields: dict[str, str]) -> None:
+        """Declare custom fields: key -> CustomFieldType name."""
+        for key, kind in fields.items():
+            self.run("mutation($k: String!, $t: CustomFieldType!) { defineCustomField(key: $k, type: $t) { key } }",
+                     k=key, t=kind)
+
     def call(self, fn, *args):
         """Run a coroutine function of the app's Database on the app's event loop."""
         return self.http.portal.call(fn, *args)

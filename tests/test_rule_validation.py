@@ -12,9 +12,7 @@ FIELDS = {"ltv": "NUMBER", "plan": "TEXT", "signup": "DATE", "interests": "MULTI
 def ws(http):
     from .conftest import new_workspace
     client = new_workspace(http)
-    for key, kind in FIELDS.items():
-        client.run("mutation($k: String!, $t: CustomFieldType!) { defineCustomField(key: $k, type: $t) { key } }",
-                   k=key, t=kind)
+    client.define_fields(FIELDS)
     return client
 
 

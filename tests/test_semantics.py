@@ -52,9 +52,7 @@ EVENTS = [
 @pytest.fixture(scope="module")
 def ws(http):
     client = new_workspace(http)
-    for key, kind in FIELDS.items():
-        client.run("mutation($k: String!, $t: CustomFieldType!) { defineCustomField(key: $k, type: $t) { key } }",
-                   k=key, t=kind)
+    client.define_fields(FIELDS)
     for mutation, name, items in (("upsertContacts(contacts: $x)", "[ContactInput!]!", CONTACTS),
                                   ("upsertCampaigns(campaigns: $x)", "[CampaignInput!]!", CAMPAIGNS),
                                   ("recordEvents(events: $x)", "[EventInput!]!", EVENTS)):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 from bson import json_util
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import MongoClient
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = json.loads((REPO / "schema" / "seed-segments.json").read_text())["segments"]

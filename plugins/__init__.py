@@ -24,7 +24,6 @@ from .api import (
     given,
     literal,
     require_exactly_one,
-    require_non_empty_lists,
     require_positive,
     require_some,
 )
@@ -34,5 +33,5 @@ __all__ = [
     "ALWAYS", "COMPARISON_OPERATORS", "NEVER", "WEEKDAY_NUMBERS", "Activity", "CompileContext", "Comparison",
     "Condition", "Device", "ENTRY_POINT_GROUP", "Metric", "PROJECT_NAME", "RuleError", "ValidationContext",
     "Weekday", "compare", "given", "hookimpl", "hookspec", "literal", "require_exactly_one",
-    "require_non_empty_lists", "require_positive", "require_some",
+    "require_positive", "require_some",
 ]

@@ -233,11 +233,5 @@ def require_positive(node: Mapping, name: str) -> None:
         raise RuleError(f"`{name}` must be at least 1, got {value}")
 
 
-def require_non_empty_lists(node: Mapping) -> None:
-    for name, value in node.items():
-        if isinstance(value, list) and not value:
-            raise RuleError(f"`{name}` must not be an empty list")
-
-
 ALWAYS = {}
 NEVER = {"_id": {"$exists": False}}  # every stored document has an _id

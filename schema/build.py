@@ -17,7 +17,7 @@ from segmentql.server import ingest, segments
 from segmentql.server.compiler import CONTACTS_COLLECTION, CompiledRule, extended_json
 from segmentql.server.registry import ConditionRegistry
 
-from .context import RequestContext, request_context
+from .context import request_context
 from .errors import ErrorCodes
 from .inputs import CampaignInput, ContactInput, EventInput
 from .rule_input import build_rule_input, to_document

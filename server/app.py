@@ -183,8 +183,3 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
                             Route(ASSETS_URL + "/{name}", asset)], lifespan=lifespan)
     app.state.segmentql = state
     return app
-
-
-def schema_sdl(registry: ConditionRegistry) -> str:
-    return build_schema(registry).as_str()
-

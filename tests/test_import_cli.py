@@ -12,7 +12,7 @@ import pytest
 
 from segmentql.server.rollups import compute_stats
 
-from .conftest import SHARED, new_workspace, unique
+from .conftest import SHARED, unique
 
 
 def segmentql(*args, env=None, timeout=600, **kw):

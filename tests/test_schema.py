@@ -2,7 +2,6 @@
 input field has a description) and schema.graphql in the repository is the
 SDL the service serves."""
 
-from pathlib import Path
 
 from segmentql.schema import build_schema
 

@@ -25,5 +25,8 @@ demo: install
 test: install-test
 	$(BIN)/python -m pytest
 
+benchmark: install-test
+	$(BIN)/python benchmarks/bench.py --contacts 5000 --contacts 10000 --contacts 20000
+
 schema: install
 	$(BIN)/segmentql schema > schema.graphql

@@ -87,6 +87,12 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                            ) -> ContactConnection:
             return await _contact_page(info, self.compiled, first, after)
 
+    @strawberry.type(description="An earlier version of a segment, kept when its rule changed.")
+    class SegmentRevision:
+        name: str = strawberry.field(description="The segment's name at the time.")
+        rule: JSON = strawberry.field(description="The rule it had, in the shape of `RuleInput`.")
+        saved_at: dt.datetime = strawberry.field(description="When this version was saved (replaced later).")
+
     @strawberry.type(description="A saved segment: a named rule.")
     class Segment:
         doc: strawberry.Private[dict]
@@ -110,6 +116,11 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
         @strawberry.field(description="When it was last changed.")
         def updated_at(self) -> dt.datetime:
             return self.doc["updatedAt"]
+
+        @strawberry.field(description="Earlier rules of this segment, oldest first (one per rule change).")
+        def revisions(self) -> list[SegmentRevision]:
+            return [SegmentRevision(name=r["name"], rule=r["rule"], saved_at=r["savedAt"])
+                    for r in self.doc.get("revisions") or []]
 
         async def _compiled(self, info: Info, as_of: Optional[dt.datetime]) -> CompiledRule:
             ctx = request_context(info)

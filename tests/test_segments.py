@@ -25,6 +25,10 @@ def test_create_read_update_delete_segment(seed):
     updated = seed.run("mutation($id: ID!, $r: RuleInput) { updateSegment(id: $id, name: \"Hotter\", rule: $r) "
                        "{ name rule updatedAt } }", id=sid, r={"leadScore": {"min": 95}})["updateSegment"]
     assert updated["name"] == "Hotter" and updated["rule"] == {"leadScore": {"min": 95}}
+    revisions = seed.run("query($id: ID!) { segment(id: $id) { revisions { name rule savedAt } } }",
+                         id=sid)["segment"]["revisions"]
+    assert [(r["name"], r["rule"]) for r in revisions] == [("Hot", created["rule"])]
+    assert revisions[0]["savedAt"] == created["updatedAt"]
     assert seed.run("mutation($id: ID!) { deleteSegment(id: $id) }", id=sid)["deleteSegment"] is True
     assert seed.run("query($id: ID!) { segment(id: $id) { id } }", id=sid)["segment"] is None
 

@@ -163,15 +163,34 @@ class Database:
     async def contact(self, workspace_id: str, contact_id: str) -> dict | None:
         return await self.db.contacts.find_one({"_id": doc_key(workspace_id, contact_id)}, {"_id": 0})
 
-    async def write_contacts(self, workspace_id: str, changes: Sequence[tuple[str, dict, dict]]) -> None:
-        """Upsert contacts: each change is (id, fields to set, fields set only when the contact is new)."""
+    async def write_contacts(self, workspace_id: str, changes: Sequence[tuple[str, dict, dict]],
+                             new_ids: set[str] = frozenset()) -> None:
+        """Upsert contacts: each change is (id, fields to set, fields set only when
+        the contact is new). Contacts in ``new_ids`` were absent when the batch
+        was read and are inserted, which the embedded server does several times
+        faster than upserts; one created meanwhile by another writer is upserted."""
         if not changes:
             return
-        await self.db.contacts.bulk_write([
-            UpdateOne({"_id": doc_key(workspace_id, cid)},
-                      {"$set": fields, "$setOnInsert": {"workspace_id": workspace_id, "id": cid, **on_insert}},
-                      upsert=True)
-            for cid, fields, on_insert in changes], ordered=False)
+
+        def upsert(cid, fields, on_insert):
+            return UpdateOne({"_id": doc_key(workspace_id, cid)},
+                             {"$set": fields, "$setOnInsert": {"workspace_id": workspace_id, "id": cid, **on_insert}},
+                             upsert=True)
+
+        fresh = [c for c in changes if c[0] in new_ids]
+        retry = [upsert(*c) for c in changes if c[0] not in new_ids]
+        if fresh:
+            try:
+                await self.db.contacts.insert_many(
+                    [{"_id": doc_key(workspace_id, cid), "workspace_id": workspace_id, "id": cid, **on_insert,
+                      **fields} for cid, fields, on_insert in fresh], ordered=False)
+            except BulkWriteError as exc:
+                taken = {e["index"] for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
+                if len(taken) != len(exc.details["writeErrors"]):
+                    raise
+                retry += [upsert(*fresh[i]) for i in sorted(taken)]
+        if retry:
+            await self.db.contacts.bulk_write(retry, ordered=False)
 
     async def delete_contacts(self, workspace_id: str, ids: Sequence[str]) -> int:
         deleted = 0

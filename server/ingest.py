@@ -181,7 +181,7 @@ async def upsert_contacts(db: Database, workspace_id: str, items: list) -> Inges
     stamp = now()
     await db.write_contacts(workspace_id, [
         (cid, {**doc, "updatedAt": stamp}, {"createdAt": stamp, "stats": empty_stats()})
-        for cid, doc in changed.items()])
+        for cid, doc in changed.items()], new_ids=set(changed) - set(stored))
     moved = [cid for cid, doc in changed.items()
              if cid in stored and stored[cid].get("timezone") != doc["timezone"]
              and (stored[cid].get("stats") or {}).get("events")]

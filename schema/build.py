@@ -22,7 +22,7 @@ from .errors import ErrorCodes
 from .inputs import CampaignInput, ContactInput, EventInput
 from .rule_input import build_rule_input, to_document
 from .types import BatchResult, ConditionType, Contact, ContactConnection, ContactEdge, CustomField, \
-    CustomFieldType, PageInfo
+    CustomFieldType, MembershipExplanation, NodeCount, NodeMatch, PageInfo
 
 MAX_BATCH = 10_000
 
@@ -86,6 +86,12 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                            after: After = None
                            ) -> ContactConnection:
             return await _contact_page(info, self.compiled, first, after)
+
+        @strawberry.field(description="How many contacts each node of the rule matches on its own (root first), "
+                                       "computed in one pass: shows which condition shrinks the audience.")
+        async def breakdown(self, info: Info) -> list[NodeCount]:
+            counts = await segments.breakdown(request_context(info).db, self.compiled)
+            return [NodeCount(path=node.path, kind=node.kind, count=count) for node, count in counts]
 
     @strawberry.type(description="An earlier version of a segment, kept when its rule changed.")
     class SegmentRevision:
@@ -169,6 +175,26 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                   ) -> JSON:
             compiled = await preview(info, rule, as_of)
             return {"collection": CONTACTS_COLLECTION, "pipeline": extended_json(compiled.count_pipeline())}
+
+        @strawberry.field(description="Why a contact is or is not in a segment: every node of the rule with "
+                                       "whether the contact matches it, decided by the same queries as membership. "
+                                       "Give exactly one of `rule` and `segmentId`.")
+        async def explain_membership(self, info: Info,
+                                     contact_id: Annotated[strawberry.ID, _arg("The contact to explain.")],
+                                     rule: Annotated[Optional[RuleInput], _arg("A rule to explain.")] = None,
+                                     segment_id: Annotated[Optional[strawberry.ID],
+                                                           _arg("A saved segment to explain.")] = None,
+                                     as_of: AsOf = None) -> MembershipExplanation:
+            ctx = request_context(info)
+            if (rule is None) == (segment_id is None):
+                raise segments.BadArgument("give exactly one of `rule` and `segmentId`")
+            document = (to_document(rule) if rule is not None
+                        else (await segments.get_segment(ctx.db, ctx.workspace_id, str(segment_id)))["rule"])
+            compiled = await segments.compile_for(ctx.db, ctx.registry, ctx.workspace_id, document, as_of)
+            matches = await segments.membership(ctx.db, compiled, str(contact_id))
+            return MembershipExplanation(
+                contact_id=contact_id, member=matches[0][1],
+                nodes=[NodeMatch(path=node.path, kind=node.kind, matched=matched) for node, matched in matches])
 
         @strawberry.field(description="A saved segment by id; null when there is none in this workspace.")
         async def segment(self, info: Info, id: Id) -> Optional[Segment]:

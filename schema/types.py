@@ -169,3 +169,24 @@ class ConditionType:
     distribution: Optional[str] = strawberry.field(description="The installed package providing the plugin.")
     version: Optional[str] = strawberry.field(description="That package's version.")
     description: str = strawberry.field(description="What the condition selects.")
+
+
+@strawberry.type(description="How many contacts one node of a rule matches on its own.")
+class NodeCount:
+    path: str = strawberry.field(description="The node's path in the rule, e.g. `any[1].all[0].engagement`.")
+    kind: str = strawberry.field(description="`all`, `any`, `not` or the condition's RuleInput field.")
+    count: int = strawberry.field(description="Contacts matching this node (regardless of the rest of the rule).")
+
+
+@strawberry.type(description="Whether one contact matches one node of a rule.")
+class NodeMatch:
+    path: str = strawberry.field(description="The node's path in the rule, e.g. `any[1].all[0].engagement`.")
+    kind: str = strawberry.field(description="`all`, `any`, `not` or the condition's RuleInput field.")
+    matched: bool = strawberry.field(description="The contact matches this node.")
+
+
+@strawberry.type(description="Why a contact is or is not in a segment: the rule tree, node by node.")
+class MembershipExplanation:
+    contact_id: strawberry.ID = strawberry.field(description="The contact explained.")
+    member: bool = strawberry.field(description="The contact is in the segment (the root node matches).")
+    nodes: list[NodeMatch] = strawberry.field(description="Every node of the rule, root first (pre-order).")

@@ -146,17 +146,38 @@ def _not(part: dict) -> dict:
     return dict(NEVER) if part == ALWAYS else {"$nor": [part]}
 
 
-def compile_rule(rule, registry: ConditionRegistry, ctx: CompileContext, path: str = "") -> dict:
-    """The query document selecting exactly the contacts the (valid) rule selects."""
+@dataclass(frozen=True)
+class CompiledNode:
+    """One node of a rule tree and the query selecting exactly its contacts."""
+
+    path: str
+    kind: str
+    query: dict
+
+
+def compile_rule(rule, registry: ConditionRegistry, ctx: CompileContext, path: str = "",
+                 nodes: list[CompiledNode] | None = None) -> dict:
+    """The query document selecting exactly the contacts the (valid) rule
+    selects. With ``nodes``, every node's own query is collected there too
+    (pre-order), so per-node answers come from the very queries that decide
+    membership."""
     (kind,) = rule
     value = rule[kind]
     here = _child(path, kind)
+    position = len(nodes) if nodes is not None else 0
+    query = _compile_node(kind, value, here, registry, ctx, nodes)
+    if nodes is not None:
+        nodes.insert(position, CompiledNode(here, kind, query))
+    return query
+
+
+def _compile_node(kind, value, here, registry, ctx, nodes) -> dict:
     if kind == "all":
-        return _and([compile_rule(c, registry, ctx, f"{here}[{i}]") for i, c in enumerate(value)])
+        return _and([compile_rule(c, registry, ctx, f"{here}[{i}]", nodes) for i, c in enumerate(value)])
     if kind == "any":
-        return _or([compile_rule(c, registry, ctx, f"{here}[{i}]") for i, c in enumerate(value)])
+        return _or([compile_rule(c, registry, ctx, f"{here}[{i}]", nodes) for i, c in enumerate(value)])
     if kind == "not":
-        return _not(compile_rule(value, registry, ctx, here))
+        return _not(compile_rule(value, registry, ctx, here, nodes))
     entry = registry[kind]
     try:
         query = entry.condition.compile(value, ctx)
@@ -220,10 +241,23 @@ def compile_context(custom_fields: Mapping[str, str], as_of: dt.datetime,
 @dataclass(frozen=True)
 class CompiledRule:
     """A rule compiled for one workspace at one ``asOf``: the pipelines that
-    count its members and page through them."""
+    count its members, page through them, and answer per node."""
 
     workspace_id: str
     query: dict
+    nodes: tuple[CompiledNode, ...] = ()
+
+    def _per_node(self, first_match: dict) -> list[dict]:
+        """One pass: each node's query counted in a ``$facet`` branch (keys n0, n1, ...)."""
+        return [{"$match": first_match},
+                {"$facet": {f"n{i}": [{"$match": node.query}, {"$count": "count"}]
+                            for i, node in enumerate(self.nodes)}}]
+
+    def breakdown_pipeline(self) -> list[dict]:
+        return self._per_node({"workspace_id": self.workspace_id})
+
+    def membership_pipeline(self, contact_key: str) -> list[dict]:
+        return self._per_node({"_id": contact_key})  # the key embeds the workspace
 
     def _match_stages(self, extra: dict | None = None) -> list[dict]:
         clauses = self.query["$and"] if list(self.query) == ["$and"] else ([self.query] if self.query else [])

@@ -10,8 +10,8 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from .compiler import CompiledRule, compile_context, compile_rule, validate_rule, validation_context
-from .database import Database, now
+from .compiler import CompiledNode, CompiledRule, compile_context, compile_rule, validate_rule, validation_context
+from .database import Database, doc_key, now
 from .registry import ConditionRegistry
 
 
@@ -45,13 +45,33 @@ async def compile_for(db: Database, registry: ConditionRegistry, workspace_id: s
     fields = await db.custom_fields(workspace_id)
     validate_rule(rule, registry, validation_context(fields))
     context = compile_context(fields, effective_as_of(as_of), await db.newest_event_day(workspace_id))
-    query = compile_rule(rule, registry, context)
-    return CompiledRule(workspace_id, query)
+    nodes: list[CompiledNode] = []
+    query = compile_rule(rule, registry, context, nodes=nodes)
+    return CompiledRule(workspace_id, query, tuple(nodes))
 
 
 async def count(db: Database, compiled: CompiledRule) -> int:
     result = await db.aggregate_contacts(compiled.count_pipeline())
     return result[0]["count"] if result else 0
+
+
+async def _node_counts(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> list[tuple[CompiledNode, int]]:
+    result = (await db.aggregate_contacts(pipeline) or [{}])[0]
+    return [(node, (result.get(f"n{i}") or [{"count": 0}])[0]["count"]) for i, node in enumerate(compiled.nodes)]
+
+
+async def breakdown(db: Database, compiled: CompiledRule) -> list[tuple[CompiledNode, int]]:
+    """How many contacts each node of the rule matches on its own, in one pass."""
+    return await _node_counts(db, compiled, compiled.breakdown_pipeline())
+
+
+async def membership(db: Database, compiled: CompiledRule, contact_id: str) -> list[tuple[CompiledNode, bool]]:
+    """Whether one contact matches each node, by the same queries that decide membership."""
+    if await db.contact(compiled.workspace_id, contact_id) is None:
+        raise NotFound(f"no contact with id {contact_id!r} in this workspace")
+    counts = await _node_counts(db, compiled, compiled.membership_pipeline(doc_key(compiled.workspace_id,
+                                                                                    contact_id)))
+    return [(node, count == 1) for node, count in counts]
 
 
 def encode_cursor(kind: str, value: str) -> str:

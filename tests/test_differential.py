@@ -194,3 +194,23 @@ def test_every_condition_and_its_negation_match_reference(seed, reference, condi
     moment = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
     for rule in (condition, {"not": condition}):
         assert sorted(member_ids(seed, rule, as_of)) == sorted(reference.members(rule, moment)), rule
+
+
+def _subrules(rule):
+    """Every node of a rule tree, pre-order, as the service's breakdown lists them."""
+    (kind, value), = rule.items()
+    yield rule
+    if kind in ("all", "any"):
+        for child in value:
+            yield from _subrules(child)
+    elif kind == "not":
+        yield from _subrules(value)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(rule=RULES, as_of=st.sampled_from(AS_OFS))
+def test_breakdown_counts_match_reference(seed, reference, rule, as_of):
+    moment = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    breakdown = seed.run("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) "
+                         "{ breakdown { count } } }", r=rule, a=as_of)["segmentPreview"]["breakdown"]
+    assert [n["count"] for n in breakdown] == [len(reference.members(r, moment)) for r in _subrules(rule)], rule

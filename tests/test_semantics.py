@@ -195,3 +195,33 @@ def test_groups_and_not(ws):
     rule = {"any": [{"all": [{"country": {"in": ["US"]}}, {"leadScore": {"min": 80}}]},
                     {"not": {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 1}}}]}
     assert members(ws, rule) == {"a", "d", "e"}
+
+
+GROUPED = {"any": [{"all": [{"country": {"in": ["US"]}}, {"leadScore": {"min": 80}}]},
+                   {"not": {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 1}}}]}
+PATHS = ["any", "any[0].all", "any[0].all[0].country", "any[0].all[1].leadScore", "any[1].not",
+         "any[1].not.engagement"]
+
+
+def test_breakdown_counts_every_node_on_its_own(ws):
+    data = ws.run("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) "
+                  "{ count breakdown { path kind count } } }", r=GROUPED, a=AS_OF)["segmentPreview"]
+    assert [(n["path"], n["kind"], n["count"]) for n in data["breakdown"]] == [
+        ("any", "any", 3), ("any[0].all", "all", 1), ("any[0].all[0].country", "country", 1),
+        ("any[0].all[1].leadScore", "leadScore", 1), ("any[1].not", "not", 2),
+        ("any[1].not.engagement", "engagement", 3)]
+    assert data["breakdown"][0]["count"] == data["count"]
+
+
+def test_explain_membership_node_by_node(ws):
+    query = """query($c: ID!, $r: RuleInput, $s: ID, $a: DateTime) {
+      explainMembership(contactId: $c, rule: $r, segmentId: $s, asOf: $a) { contactId member nodes { path matched } } }"""
+    a = ws.run(query, c="a", r=GROUPED, a=AS_OF)["explainMembership"]
+    assert a["member"] is True
+    assert [(n["path"], n["matched"]) for n in a["nodes"]] == list(zip(PATHS, [True, True, True, True, False, True]))
+    sid = ws.run("mutation($r: RuleInput!) { createSegment(name: \"g\", rule: $r) { id } }", r=GROUPED)["createSegment"]["id"]
+    b = ws.run(query, c="b", s=sid, a=AS_OF)["explainMembership"]
+    assert b["member"] is False
+    assert [n["matched"] for n in b["nodes"]] == [False, False, False, False, False, True]
+    assert ws.errors(query, c="nobody", r=GROUPED, a=AS_OF)[0]["extensions"]["code"] == "NOT_FOUND"
+    assert ws.errors(query, c="a", a=AS_OF)[0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -21,6 +21,7 @@ from bson import json_util
 from segmentql.plugins.api import ALWAYS, NEVER, CompileContext, RuleError, ValidationContext
 
 from . import fieldtypes
+from .database import INDEXED_CONTACT_FIELDS
 from .registry import ConditionRegistry
 
 GROUPS = ("all", "any", "not")
@@ -211,6 +212,25 @@ def _merge_fields(query: dict) -> dict:
     return merged
 
 
+INDEX_FRIENDLY = frozenset({"$eq", "$in", "$all", "$gt", "$gte", "$lt", "$lte"})
+
+
+def _index_first(match: dict) -> list[dict]:
+    """The leading $match, split so that its first stage is ``workspace_id`` plus
+    one indexed field with an index-friendly predicate, when there is one and
+    more besides. The embedded server's planner only uses an index for such a
+    narrow filter; the rest then runs on the documents the index found."""
+    if "workspace_id" not in match or len(match) < 3:
+        return [match]
+    for field in INDEXED_CONTACT_FIELDS:
+        predicate = match.get(field)
+        friendly = (not isinstance(predicate, dict)) or (predicate and set(predicate) <= INDEX_FRIENDLY)
+        if predicate is not None and friendly:
+            rest = {k: v for k, v in match.items() if k not in ("workspace_id", field)}
+            return [{"workspace_id": match["workspace_id"], field: predicate}, rest]
+    return [match]
+
+
 def _operators(value) -> set[str]:
     found: set[str] = set()
     stack = [value]
@@ -264,7 +284,7 @@ class CompiledRule:
         plain = [c for c in clauses if "$expr" not in _operators(c)]
         costly = [c for c in clauses if "$expr" in _operators(c)]
         first = _merge_fields(_and([{"workspace_id": self.workspace_id}, *([extra] if extra else []), *plain]))
-        stages = [{"$match": first}]
+        stages = [{"$match": part} for part in _index_first(first)]
         if costly:
             stages.append({"$match": _and(costly)})
         return stages

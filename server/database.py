@@ -46,6 +46,9 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 CONTACTS = "contacts"
+# Contact fields with an index led by workspace_id, in the order the compiler
+# prefers them for the leading $match (most selective kinds of rule first).
+INDEXED_CONTACT_FIELDS = ("leadScore", "stats.lastActivityAt", "tags", "country")
 # The embedded server answers a large ``$in`` on a secondary index slowly
 # (500 values took 9 s where 50 queries of 10 took 1.5 s), so many-valued
 # lookups are split into queries of this many values.

@@ -89,8 +89,8 @@ def compile_date_anniversary(node, ctx: CompileContext) -> dict:
     parts = f"dateParts.{key}"
     if not by_year:
         return NEVER
-    return {"$or": [{f"{parts}.md": {"$in": sorted(mds)}, f"{parts}.y": {"$lt": year}}
-                    for year, mds in sorted(by_year.items())]}
+    groups = [{f"{parts}.md": {"$in": sorted(mds)}, f"{parts}.y": {"$lt": year}} for year, mds in sorted(by_year.items())]
+    return groups[0] if len(groups) == 1 else {"$or": groups}
 
 
 @hookimpl

@@ -59,3 +59,23 @@ def test_saved_segments_are_isolated(http):
     assert b.run("mutation($id: ID!) { deleteSegment(id: $id) }", id=sid)["deleteSegment"] is False
     assert a.run("query($id: ID!) { segment(id: $id) { name } }", id=sid)["segment"]["name"] == "mine"
     assert b.run("{ segments { edges { node { id } } } }")["segments"]["edges"] == []
+
+
+def test_mutations_cannot_reach_another_workspace(http):
+    a, b = new_workspace(http), new_workspace(http)
+    a.run(CONTACTS, c=[{"id": "mine", "email": "a@example.com"}])
+    a.run('mutation { upsertCampaigns(campaigns: [{id: "k", name: "A only", sentAt: "2026-11-01T00:00:00Z"}]) '
+          '{ accepted } }')
+    events = b.run('mutation { recordEvents(events: [{id: "e", contactId: "mine", type: OPEN, '
+                   'at: "2026-11-02T00:00:00Z"}]) { accepted errors { message } } }')["recordEvents"]
+    assert events["accepted"] == 0 and "unknown contact 'mine'" in events["errors"][0]["message"]
+    deleted = b.run('mutation { deleteContacts(ids: ["mine"]) { accepted unchanged } }')["deleteContacts"]
+    assert deleted == {"accepted": 0, "unchanged": 1}
+    b.run(CONTACTS, c=[{"id": "theirs", "email": "b@example.com"}])
+    campaign_event = b.run('mutation { recordEvents(events: [{id: "e2", contactId: "theirs", type: SENT, '
+                           'at: "2026-11-02T00:00:00Z", campaignId: "k"}]) { errors { message } } }')
+    assert "unknown campaign 'k'" in campaign_event["recordEvents"]["errors"][0]["message"]
+    explain = b.errors('{ explainMembership(contactId: "mine", rule: {leadScore: {min: 0}}) { member } }')
+    assert explain[0]["extensions"]["code"] == "NOT_FOUND"
+    assert a.run(CONTACT, id="mine")["contact"] == {"id": "mine", "email": "a@example.com"}
+    assert a.run('{ contact(id: "mine") { stats { events } } }')["contact"]["stats"]["events"] == 0

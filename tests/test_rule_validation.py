@@ -89,3 +89,13 @@ def test_deep_not_chains_are_refused_cheaply(ws, depth):
 def test_saved_segments_are_validated_too(ws):
     errors = ws.errors('mutation { createSegment(name: "x", rule: {all: []}) { id } }')
     assert errors[0]["extensions"]["code"] == "INVALID_RULE" and errors[0]["message"].startswith("all:")
+
+
+def test_rule_size_limits(ws):
+    many = {"any": [{"leadScore": {"min": i % 100}} for i in range(600)]}
+    assert "at most 500 nodes" in invalid_rule_message(ws, many)
+    long_list = {"tags": {"includesAny": [f"t{i}" for i in range(1001)]}}
+    message = invalid_rule_message(ws, long_list)
+    assert message.startswith("tags.includesAny:") and "at most 1000 items" in message
+    long_text = {"campaign": {"latest": True, "clickedUrlContains": "x" * 1001}}
+    assert "at most 1000 characters" in invalid_rule_message(ws, long_text)

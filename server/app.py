@@ -157,10 +157,10 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
     if registry is None:
         registry = load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
     state = AppState(settings, registry)
-    schema = build_schema(registry, extensions=[
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        MaxTokensLimiter(max_token_count=settings.max_tokens)])
+    schema = build_schema(registry, extensions=[  # factories: a fresh extension per request
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens)])
     graphql = Gate(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
 
     async def health(_request: Request) -> Response:

@@ -3,6 +3,7 @@ checked at start-up with errors naming the plugin, and a plugin that fails on
 one rule fails that request only."""
 
 import inspect
+import json
 from typing import Optional
 
 import pytest
@@ -131,3 +132,18 @@ def test_every_hook_is_documented_and_tested():
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         assert "When it is called" in doc and "What it returns" in doc, name
         assert tests.count(name) >= 2, f"no test exercises {name}"
+
+
+def test_unexpected_errors_are_masked_and_logged(embedded_uri, settings, caplog):
+    registry = load_registry(load_entry_points=False, extra=[
+        ("odd", _plugin(compile=lambda n, c: {"tags": {"$unknownOperator": 1}}))])
+    with TestClient(create_app(settings, embedded_uri, registry)) as http:
+        client = new_workspace(http)
+        client.run('mutation { upsertContacts(contacts: [{id: "c", email: "c@example.com", tags: ["x"]}]) '
+                   '{ accepted } }')
+        errors = client.errors("{ segmentPreview(rule: {flag: {on: true}}) { count } }")
+        assert errors[0]["extensions"]["code"] == "INTERNAL_ERROR"
+        assert errors[0]["message"] == "internal error; it has been logged"
+        assert "unknownOperator" not in json.dumps(errors)
+        assert client.run("{ conditionTypes { field } }")["conditionTypes"]
+    assert "unexpected error" in caplog.text

@@ -171,17 +171,19 @@ class ConditionType:
     description: str = strawberry.field(description="What the condition selects.")
 
 
-@strawberry.type(description="How many contacts one node of a rule matches on its own.")
-class NodeCount:
+@strawberry.type(description="A node of a rule tree.")
+class RuleNode:
     path: str = strawberry.field(description="The node's path in the rule, e.g. `any[1].all[0].engagement`.")
     kind: str = strawberry.field(description="`all`, `any`, `not` or the condition's RuleInput field.")
+
+
+@strawberry.type(description="How many contacts one node of a rule matches on its own.")
+class NodeCount(RuleNode):
     count: int = strawberry.field(description="Contacts matching this node (regardless of the rest of the rule).")
 
 
 @strawberry.type(description="Whether one contact matches one node of a rule.")
-class NodeMatch:
-    path: str = strawberry.field(description="The node's path in the rule, e.g. `any[1].all[0].engagement`.")
-    kind: str = strawberry.field(description="`all`, `any`, `not` or the condition's RuleInput field.")
+class NodeMatch(RuleNode):
     matched: bool = strawberry.field(description="The contact matches this node.")
 
 

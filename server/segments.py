@@ -67,7 +67,7 @@ async def breakdown(db: Database, compiled: CompiledRule) -> list[tuple[Compiled
 
 async def membership(db: Database, compiled: CompiledRule, contact_id: str) -> list[tuple[CompiledNode, bool]]:
     """Whether one contact matches each node, by the same queries that decide membership."""
-    if await db.contact(compiled.workspace_id, contact_id) is None:
+    if not await db.contacts_by_id(compiled.workspace_id, [contact_id], {"id": 1}):
         raise NotFound(f"no contact with id {contact_id!r} in this workspace")
     counts = await _node_counts(db, compiled, compiled.membership_pipeline(doc_key(compiled.workspace_id,
                                                                                     contact_id)))

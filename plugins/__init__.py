@@ -17,12 +17,15 @@ from .api import (
     Condition,
     Device,
     Metric,
+    Observation,
     RuleError,
     ValidationContext,
     Weekday,
     compare,
     given,
+    listing,
     literal,
+    needs,
     require_exactly_one,
     require_positive,
     require_some,
@@ -31,7 +34,7 @@ from .hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
 
 __all__ = [
     "ALWAYS", "COMPARISON_OPERATORS", "NEVER", "WEEKDAY_NUMBERS", "Activity", "CompileContext", "Comparison",
-    "Condition", "Device", "ENTRY_POINT_GROUP", "Metric", "PROJECT_NAME", "RuleError", "ValidationContext",
-    "Weekday", "compare", "given", "hookimpl", "hookspec", "literal", "require_exactly_one",
-    "require_positive", "require_some",
+    "Condition", "Device", "ENTRY_POINT_GROUP", "Metric", "Observation", "PROJECT_NAME", "RuleError",
+    "ValidationContext", "Weekday", "compare", "given", "hookimpl", "hookspec", "listing", "literal", "needs",
+    "require_exactly_one", "require_positive", "require_some",
 ]

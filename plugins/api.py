@@ -51,6 +51,10 @@ class Condition:
                  :class:`RuleError` when the node is not well formed
     compile      ``compile(node, ctx: CompileContext) -> dict``: a MongoDB
                  query document matching exactly the contacts the node selects
+    observe      optional ``observe(node, ctx: CompileContext) -> list[Observation]``:
+                 the contact values the node looks at, for ``explainMembership``
+                 ("opens on the last 30 days = 2, needed >= 3"). Without it a
+                 node is explained by matched true/false only.
 
     ``node`` is the condition's value as a dict in the GraphQL JSON shape:
     camelCase keys, enum values as their names, ``DateTime`` as ISO-8601
@@ -63,6 +67,28 @@ class Condition:
     description: str
     validate: Callable[[Mapping, "ValidationContext"], None]
     compile: Callable[[Mapping, "CompileContext"], dict]
+    observe: Callable[[Mapping, "CompileContext"], list["Observation"]] | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One value a condition decides on, as ``explainMembership`` shows it.
+
+    label     what the value is, for a marketer: "opens on the last 30 days"
+    value     an aggregation expression over the contact document giving the
+              value (``"$leadScore"``, or one built from the same rollup fields
+              ``compile`` queries); user values inside it wrapped in
+              :func:`literal`
+    needed    what the node needs of it, in words: ">= 3", "one of US, CA"
+
+    Whether the node matches is never decided from observations: it comes
+    from the node's compiled query, so an explanation cannot disagree with
+    membership. Observations only show the facts behind that answer.
+    """
+
+    label: str
+    value: Any
+    needed: str
 
 
 @dataclass(frozen=True)
@@ -189,6 +215,22 @@ WEEKDAY_NUMBERS = {name: number for number, name in enumerate(Weekday.__members_
 # -- helpers -----------------------------------------------------------------
 
 COMPARISON_OPERATORS = {"EQ": "$eq", "NE": "$ne", "GT": "$gt", "GTE": "$gte", "LT": "$lt", "LTE": "$lte"}
+
+
+COMPARISON_SYMBOLS = {"EQ": "=", "NE": "!=", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<="}
+
+
+def needs(comparison: str, value: Any) -> str:
+    """An :class:`Observation`'s ``needed`` for a comparison: ``needs("GTE", 3) == ">= 3"``
+    (a whole float is shown as an integer: GraphQL Float 1000 arrives as 1000.0)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{COMPARISON_SYMBOLS[comparison]} {value}"
+
+
+def listing(values: Iterable[Any]) -> str:
+    """Values for an :class:`Observation`'s ``needed``: ``listing(["US", "CA"]) == "US, CA"``."""
+    return ", ".join(str(v) for v in values)
 
 
 def literal(value: Any) -> dict:

@@ -22,7 +22,7 @@ from .errors import ErrorCodes
 from .inputs import CampaignInput, ContactInput, EventInput
 from .rule_input import build_rule_input, to_document
 from .types import BatchResult, ConditionType, Contact, ContactConnection, ContactEdge, CustomField, \
-    CustomFieldType, MembershipExplanation, NodeCount, NodeMatch, PageInfo
+    CustomFieldType, MembershipExplanation, NodeCount, NodeMatch, ObservedValue, PageInfo, json_value
 
 MAX_BATCH = 10_000
 
@@ -190,11 +190,14 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                 raise segments.BadArgument("give exactly one of `rule` and `segmentId`")
             document = (to_document(rule) if rule is not None
                         else (await segments.get_segment(ctx.db, ctx.workspace_id, str(segment_id)))["rule"])
-            compiled = await segments.compile_for(ctx.db, ctx.registry, ctx.workspace_id, document, as_of)
+            compiled = await segments.compile_for(ctx.db, ctx.registry, ctx.workspace_id, document, as_of,
+                                                  observe=True)
             matches = await segments.membership(ctx.db, compiled, str(contact_id))
-            return MembershipExplanation(
-                contact_id=contact_id, member=matches[0][1],
-                nodes=[NodeMatch(path=node.path, kind=node.kind, matched=matched) for node, matched in matches])
+            return MembershipExplanation(contact_id=contact_id, member=matches[0].matched, nodes=[
+                NodeMatch(path=m.node.path, kind=m.node.kind, matched=m.matched,
+                          values=[ObservedValue(label=o.label, value=json_value(v), needed=o.needed)
+                                  for o, v in m.values])
+                for m in matches])
 
         @strawberry.field(description="A saved segment by id; null when there is none in this workspace.")
         async def segment(self, info: Info, id: Id) -> Optional[Segment]:

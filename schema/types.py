@@ -27,10 +27,15 @@ class EventType(enum.Enum):
     CONVERSION = strawberry.enum_value("CONVERSION", description="the contact converted (bought, signed up)")
 
 
-def _json_value(value):
+def json_value(value):
+    """A stored value as JSON: datetimes as ISO-8601 UTC, inside lists and objects too."""
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
         return aware.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, list):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
     return value
 
 
@@ -112,7 +117,7 @@ class Contact:
     def from_doc(cls, doc: dict) -> "Contact":
         return cls(id=doc["id"], email=doc["email"], country=doc.get("country"), timezone=doc.get("timezone"),
                    tags=doc.get("tags") or [], lead_score=doc.get("leadScore"),
-                   custom_fields={k: _json_value(v) for k, v in (doc.get("custom") or {}).items()},
+                   custom_fields={k: json_value(v) for k, v in (doc.get("custom") or {}).items()},
                    created_at=doc.get("createdAt"), updated_at=doc.get("updatedAt"),
                    stats=EngagementStats.from_doc(doc.get("stats") or {}))
 
@@ -182,9 +187,21 @@ class NodeCount(RuleNode):
     count: int = strawberry.field(description="Contacts matching this node (regardless of the rest of the rule).")
 
 
-@strawberry.type(description="Whether one contact matches one node of a rule.")
+@strawberry.type(description="A value of the contact that a condition decides on.")
+class ObservedValue:
+    label: str = strawberry.field(description="What the value is, e.g. `opens on the last 30 days`.")
+    value: Optional[JSON] = strawberry.field(description="The contact's value (null when it has none; "
+                                                         "datetimes as ISO-8601 UTC).")
+    needed: str = strawberry.field(description="What the condition needs of it, e.g. `>= 3`.")
+
+
+@strawberry.type(description="Whether one contact matches one node of a rule, and the values that decided it.")
 class NodeMatch(RuleNode):
-    matched: bool = strawberry.field(description="The contact matches this node.")
+    matched: bool = strawberry.field(description="The contact matches this node (decided by the node's compiled "
+                                                 "query, the same that decides membership).")
+    values: list[ObservedValue] = strawberry.field(
+        description="The contact's values this condition looks at, with what it needs of each (empty for "
+                    "`all`/`any`/`not` and for plugin conditions that observe nothing).")
 
 
 @strawberry.type(description="Why a contact is or is not in a segment: the rule tree, node by node.")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from bson import json_util
 
-from segmentql.plugins.api import ALWAYS, NEVER, CompileContext, RuleError, ValidationContext
+from segmentql.plugins.api import ALWAYS, NEVER, CompileContext, Observation, RuleError, ValidationContext
 
 from . import fieldtypes
 from .database import INDEXED_CONTACT_FIELDS
@@ -154,44 +154,65 @@ class CompiledNode:
     path: str
     kind: str
     query: dict
+    observations: tuple[Observation, ...] = ()
 
 
 def compile_rule(rule, registry: ConditionRegistry, ctx: CompileContext, path: str = "",
-                 nodes: list[CompiledNode] | None = None) -> dict:
+                 nodes: list[CompiledNode] | None = None, observe: bool = False) -> dict:
     """The query document selecting exactly the contacts the (valid) rule
     selects. With ``nodes``, every node's own query is collected there too
     (pre-order), so per-node answers come from the very queries that decide
-    membership."""
+    membership; with ``observe`` as well, each condition node also carries
+    the values its plugin observes (for explanations)."""
     (kind,) = rule
     value = rule[kind]
     here = _child(path, kind)
     position = len(nodes) if nodes is not None else 0
-    query = _compile_node(kind, value, here, registry, ctx, nodes)
+    if kind in GROUPS:
+        query = _compile_group(kind, value, here, registry, ctx, nodes, observe)
+        observations: tuple[Observation, ...] = ()
+    else:
+        query = _call_plugin(registry, kind, here, "compile", value, ctx)
+        observations = _observations(registry, kind, here, value, ctx) if observe else ()
     if nodes is not None:
-        nodes.insert(position, CompiledNode(here, kind, query))
+        nodes.insert(position, CompiledNode(here, kind, query, observations))
     return query
 
 
-def _compile_node(kind, value, here, registry, ctx, nodes) -> dict:
-    if kind == "all":
-        return _and([compile_rule(c, registry, ctx, f"{here}[{i}]", nodes) for i, c in enumerate(value)])
-    if kind == "any":
-        return _or([compile_rule(c, registry, ctx, f"{here}[{i}]", nodes) for i, c in enumerate(value)])
+def _compile_group(kind, value, here, registry, ctx, nodes, observe) -> dict:
     if kind == "not":
-        return _not(compile_rule(value, registry, ctx, here, nodes))
+        return _not(compile_rule(value, registry, ctx, here, nodes, observe))
+    children = [compile_rule(c, registry, ctx, f"{here}[{i}]", nodes, observe) for i, c in enumerate(value)]
+    return _and(children) if kind == "all" else _or(children)
+
+
+def _call_plugin(registry: ConditionRegistry, kind: str, here: str, hook: str, value, ctx):
+    """A condition's ``compile`` or ``observe``: its RuleError is the user's
+    INVALID_RULE, anything else a failure of that plugin for this request;
+    what it returns is checked for operators no plugin may use."""
     entry = registry[kind]
     try:
-        query = entry.condition.compile(value, ctx)
+        result = getattr(entry.condition, hook)(value, ctx)
     except RuleError as exc:
         raise InvalidRule(here, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a plugin bug fails this request only
         raise ConditionFailed(here, entry.plugin, exc) from exc
-    if not isinstance(query, dict):
-        raise ConditionFailed(here, entry.plugin, TypeError("compile did not return a query document"))
-    forbidden = _operators(query) & FORBIDDEN_OPERATORS
+    expected = dict if hook == "compile" else list
+    if not isinstance(result, expected):
+        raise ConditionFailed(here, entry.plugin, TypeError(f"{hook} did not return a {expected.__name__}"))
+    forbidden = _operators(result) & FORBIDDEN_OPERATORS
     if forbidden:
-        raise ConditionFailed(here, entry.plugin, ValueError(f"compile used {', '.join(sorted(forbidden))}"))
-    return query
+        raise ConditionFailed(here, entry.plugin, ValueError(f"{hook} used {', '.join(sorted(forbidden))}"))
+    return result
+
+
+def _observations(registry: ConditionRegistry, kind: str, here: str, value, ctx) -> tuple[Observation, ...]:
+    if registry[kind].condition.observe is None:
+        return ()
+    found = _call_plugin(registry, kind, here, "observe", value, ctx)
+    if not all(isinstance(o, Observation) for o in found):
+        raise ConditionFailed(here, registry[kind].plugin, TypeError("observe returned something not an Observation"))
+    return tuple(found)
 
 
 def _merge_fields(query: dict) -> dict:
@@ -245,6 +266,8 @@ def _operators(value) -> set[str]:
                 stack.append(sub)
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
+        elif isinstance(item, Observation):
+            stack.append(item.value)
     return found
 
 
@@ -277,7 +300,14 @@ class CompiledRule:
         return self._per_node({"workspace_id": self.workspace_id})
 
     def membership_pipeline(self, contact_key: str) -> list[dict]:
-        return self._per_node({"_id": contact_key})  # the key embeds the workspace
+        """Per-node matches for one contact, plus (facet ``values``) every
+        observed value, keyed ``o<node>_<observation>``."""
+        pipeline = self._per_node({"_id": contact_key})  # the key embeds the workspace
+        values = {f"o{i}_{j}": observation.value for i, node in enumerate(self.nodes)
+                  for j, observation in enumerate(node.observations)}
+        if values:
+            pipeline[-1]["$facet"]["values"] = [{"$project": {"_id": 0, **values}}]
+        return pipeline
 
     def _match_stages(self, extra: dict | None = None) -> list[dict]:
         clauses = self.query["$and"] if list(self.query) == ["$and"] else ([self.query] if self.query else [])

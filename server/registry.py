@@ -79,6 +79,8 @@ def _check(condition, plugin: str) -> None:
     for name in ("validate", "compile"):
         if not callable(getattr(condition, name)):
             raise PluginError(f"plugin {plugin!r}: field {field!r} has a {name} that is not callable")
+    if condition.observe is not None and not callable(condition.observe):
+        raise PluginError(f"plugin {plugin!r}: field {field!r} has an observe that is not callable")
     if not isinstance(condition.description, str) or not condition.description.strip():
         raise PluginError(f"plugin {plugin!r}: field {field!r} needs a description")
 

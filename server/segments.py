@@ -10,6 +10,8 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from segmentql.plugins.api import Observation
+
 from .compiler import CompiledNode, CompiledRule, compile_context, compile_rule, validate_rule, validation_context
 from .database import Database, doc_key, now
 from .registry import ConditionRegistry
@@ -40,13 +42,14 @@ async def check_rule(db: Database, registry: ConditionRegistry, workspace_id: st
 
 
 async def compile_for(db: Database, registry: ConditionRegistry, workspace_id: str, rule: dict,
-                      as_of: dt.datetime | None) -> CompiledRule:
-    """Validate and compile ``rule`` for the workspace at ``as_of`` (default now)."""
+                      as_of: dt.datetime | None, observe: bool = False) -> CompiledRule:
+    """Validate and compile ``rule`` for the workspace at ``as_of`` (default
+    now); with ``observe``, with the values each condition looks at."""
     fields = await db.custom_fields(workspace_id)
     validate_rule(rule, registry, validation_context(fields))
     context = compile_context(fields, effective_as_of(as_of), await db.newest_event_day(workspace_id))
     nodes: list[CompiledNode] = []
-    query = compile_rule(rule, registry, context, nodes=nodes)
+    query = compile_rule(rule, registry, context, nodes=nodes, observe=observe)
     return CompiledRule(workspace_id, query, tuple(nodes))
 
 
@@ -55,23 +58,36 @@ async def count(db: Database, compiled: CompiledRule) -> int:
     return result[0]["count"] if result else 0
 
 
-async def _node_counts(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> list[tuple[CompiledNode, int]]:
-    result = (await db.aggregate_contacts(pipeline) or [{}])[0]
+def _node_counts(compiled: CompiledRule, result: dict) -> list[tuple[CompiledNode, int]]:
     return [(node, (result.get(f"n{i}") or [{"count": 0}])[0]["count"]) for i, node in enumerate(compiled.nodes)]
 
 
 async def breakdown(db: Database, compiled: CompiledRule) -> list[tuple[CompiledNode, int]]:
     """How many contacts each node of the rule matches on its own, in one pass."""
-    return await _node_counts(db, compiled, compiled.breakdown_pipeline())
+    result = (await db.aggregate_contacts(compiled.breakdown_pipeline()) or [{}])[0]
+    return _node_counts(compiled, result)
 
 
-async def membership(db: Database, compiled: CompiledRule, contact_id: str) -> list[tuple[CompiledNode, bool]]:
-    """Whether one contact matches each node, by the same queries that decide membership."""
+@dataclass(frozen=True)
+class NodeMembership:
+    """One node of a rule for one contact: whether it matches (from the node's
+    compiled query) and the observed values behind it, as (observation, value)."""
+
+    node: CompiledNode
+    matched: bool
+    values: list[tuple[Observation, object]]
+
+
+async def membership(db: Database, compiled: CompiledRule, contact_id: str) -> list[NodeMembership]:
+    """Whether one contact matches each node, by the same queries that decide
+    membership, with the values each condition observed (compile with ``observe``)."""
     if not await db.contacts_by_id(compiled.workspace_id, [contact_id], {"id": 1}):
         raise NotFound(f"no contact with id {contact_id!r} in this workspace")
-    counts = await _node_counts(db, compiled, compiled.membership_pipeline(doc_key(compiled.workspace_id,
-                                                                                    contact_id)))
-    return [(node, count == 1) for node, count in counts]
+    pipeline = compiled.membership_pipeline(doc_key(compiled.workspace_id, contact_id))
+    result = (await db.aggregate_contacts(pipeline) or [{}])[0]
+    values = (result.get("values") or [{}])[0]
+    return [NodeMembership(node, count == 1, [(o, values.get(f"o{i}_{j}")) for j, o in enumerate(node.observations)])
+            for i, (node, count) in enumerate(_node_counts(compiled, result))]
 
 
 def encode_cursor(kind: str, value: str) -> str:

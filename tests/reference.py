@@ -124,6 +124,10 @@ class Dataset:
                 "LT": left < right, "LTE": left <= right}[comparison]
 
     def _engagement(self, node, c, today):
+        return self._compare(self.engagement_count(node, c, today), node["comparison"], node["value"])
+
+    def engagement_count(self, node, c, today) -> int:
+        """The number an engagement node compares: its events, on its device, in its window."""
         kind = METRIC_TYPES[node["metric"]]
         count = 0
         for ev in self.events[c["id"]]:
@@ -136,7 +140,7 @@ class Dataset:
                 if not today - dt.timedelta(days=node["withinDays"] - 1) <= day <= today:
                     continue
             count += 1
-        return self._compare(count, node["comparison"], node["value"])
+        return count
 
     def _recency(self, node, c, today):
         kinds = ACTIVITY_TYPES[node["activity"]]

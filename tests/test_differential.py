@@ -214,3 +214,24 @@ def test_breakdown_counts_match_reference(seed, reference, rule, as_of):
     breakdown = seed.run("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) "
                          "{ breakdown { count } } }", r=rule, a=as_of)["segmentPreview"]["breakdown"]
     assert [n["count"] for n in breakdown] == [len(reference.members(r, moment)) for r in _subrules(rule)], rule
+
+
+EXPLAIN = """query($c: ID!, $r: RuleInput!, $a: DateTime) { explainMembership(contactId: $c, rule: $r, asOf: $a)
+  { member nodes { matched values { value } } } }"""
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(rule=RULES, as_of=st.sampled_from(AS_OFS), pick=st.integers(0, 10**6), engaged=engagement())
+def test_explain_membership_matches_reference_node_by_node(seed, reference, rule, as_of, pick, engaged):
+    """explainMembership's matched flags are the reference's answers for every
+    node, and the count shown for an engagement node is the reference's count."""
+    moment = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    contacts = sorted(reference.contacts)
+    contact = reference.contacts[contacts[pick % len(contacts)]]
+    rule = {"all": [rule, {"engagement": engaged}]}
+    explained = seed.run(EXPLAIN, c=contact["id"], r=rule, a=as_of)["explainMembership"]
+    expected = [reference.matches(r, contact, moment.date()) for r in _subrules(rule)]
+    assert [n["matched"] for n in explained["nodes"]] == expected, rule
+    assert explained["member"] is expected[0]
+    shown = explained["nodes"][-1]["values"][0]["value"]
+    assert shown == reference.engagement_count(engaged, contact, moment.date()), (engaged, contact["id"])

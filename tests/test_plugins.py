@@ -10,7 +10,7 @@ import pytest
 import strawberry
 from starlette.testclient import TestClient
 
-from segmentql.plugins import Condition, RuleError, hookimpl, hookspecs
+from segmentql.plugins import Condition, Observation, RuleError, hookimpl, hookspecs
 from segmentql.server.app import create_app
 from segmentql.server.registry import PluginError, load_registry
 
@@ -23,12 +23,12 @@ class FlagCondition:
 
 
 def _plugin(field="flag", input_type=FlagCondition, validate=lambda n, c: None,
-            compile=lambda n, c: {"tags": {"$in": ["flagged"]}}, description="A test flag."):
+            compile=lambda n, c: {"tags": {"$in": ["flagged"]}}, description="A test flag.", observe=None):
     class Plugin:
         @hookimpl
         def segmentql_register_conditions(self, register):
             register(Condition(field=field, input_type=input_type, validate=validate, compile=compile,
-                               description=description))
+                               description=description, observe=observe))
     return Plugin()
 
 
@@ -58,6 +58,7 @@ def test_two_plugins_claiming_one_field_stop_startup_naming_both():
     ({"input_type": None}, "not a @strawberry.input class"),
     ({"compile": "nope"}, "compile that is not callable"),
     ({"validate": None}, "validate that is not callable"),
+    ({"observe": "tags"}, "observe that is not callable"),
     ({"description": " "}, "needs a description"),
 ])
 def test_malformed_contributions_stop_startup_naming_the_plugin(kwargs, message):
@@ -109,6 +110,39 @@ def test_a_plugin_emitting_forbidden_operators_is_refused(embedded_uri, settings
     with TestClient(create_app(settings, embedded_uri, registry)) as http:
         errors = new_workspace(http).errors("{ segmentPreview(rule: {flag: {on: true}}) { count } }")
         assert errors[0]["extensions"]["code"] == "CONDITION_FAILED"
+
+
+EXPLAIN_FLAG = ('{ explainMembership(contactId: "c1", rule: {all: [{flag: {on: true}}]}) '
+                '{ member nodes { path matched values { label value needed } } } }')
+
+
+def test_a_plugin_observation_is_shown_beside_the_compiled_answer(embedded_uri, settings):
+    observe = lambda n, c: [Observation("tag count", {"$size": "$tags"}, "any")]  # noqa: E731
+    registry = load_registry(load_entry_points=False, extra=[("observant", _plugin(observe=observe))])
+    with TestClient(create_app(settings, embedded_uri, registry)) as http:
+        client = new_workspace(http)
+        client.run('mutation { upsertContacts(contacts: [{id: "c1", email: "c1@example.com", tags: ["flagged", "x"]}])'
+                   ' { accepted } }')
+        nodes = client.run(EXPLAIN_FLAG)["explainMembership"]["nodes"]
+        assert nodes[1] == {"path": "all[0].flag", "matched": True,
+                            "values": [{"label": "tag count", "value": 2, "needed": "any"}]}
+
+
+@pytest.mark.parametrize("observe", [
+    lambda n, c: 1 / 0,
+    lambda n, c: {"label": "not a list"},
+    lambda n, c: ["not an Observation"],
+    lambda n, c: [Observation("x", {"$function": {"body": "return 1", "args": [], "lang": "js"}}, "")],
+])
+def test_a_failing_or_forbidden_observation_fails_the_explanation_only(embedded_uri, settings, observe):
+    registry = load_registry(load_entry_points=False, extra=[("observant", _plugin(observe=observe))])
+    with TestClient(create_app(settings, embedded_uri, registry)) as http:
+        client = new_workspace(http)
+        client.run('mutation { upsertContacts(contacts: [{id: "c1", email: "c1@example.com"}]) { accepted } }')
+        errors = client.errors(EXPLAIN_FLAG)
+        assert errors[0]["extensions"]["code"] == "CONDITION_FAILED"
+        assert "all[0].flag" in errors[0]["message"] and "'observant'" in errors[0]["message"]
+        assert client.run("{ segmentPreview(rule: {flag: {on: true}}) { count } }")["segmentPreview"] == {"count": 0}
 
 
 def test_plugin_rule_errors_become_invalid_rule(embedded_uri, settings):

@@ -225,3 +225,58 @@ def test_explain_membership_node_by_node(ws):
     assert [n["matched"] for n in b["nodes"]] == [False, False, False, False, False, True]
     assert ws.errors(query, c="nobody", r=GROUPED, a=AS_OF)[0]["extensions"]["code"] == "NOT_FOUND"
     assert ws.errors(query, c="a", a=AS_OF)[0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+EVERY_CONDITION = {"all": [
+    {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 3, "withinDays": 30}},
+    {"engagement": {"metric": "OPENS", "comparison": "EQ", "value": 1, "device": "MOBILE"}},
+    {"leadScore": {"tier": "HOT"}},
+    {"country": {"in": ["us"]}},
+    {"timezone": {"notIn": ["EST"]}},
+    {"tags": {"includesAny": ["vip"], "excludes": ["unqualified"]}},
+    {"recency": {"activity": "OPENED", "withinDays": 7}},
+    {"lastOpenDevice": {"in": ["MOBILE"]}},
+    {"openHabits": {"hourFrom": 9, "hourTo": 12, "weekdays": ["FRIDAY"]}},
+    {"campaign": {"campaignId": "k1", "clickedUrlContains": "PRICING"}},
+    {"numericRange": {"field": "ltv", "comparison": "GT", "value": 1000}},
+    {"customField": {"field": "plan", "equals": "pro"}},
+    {"dateRange": {"field": "signup", "toDays": -1000}},
+    {"dateAnniversary": {"field": "signup", "window": "THIS_MONTH"}},
+]}
+EXPLAIN_VALUES = """query($c: ID!, $r: RuleInput, $a: DateTime) { explainMembership(contactId: $c, rule: $r, asOf: $a)
+  { member nodes { path matched values { label value needed } } } }"""
+
+
+def test_explain_membership_shows_the_values_that_decided_each_node(ws):
+    explained = ws.run(EXPLAIN_VALUES, c="a", r=EVERY_CONDITION, a=AS_OF)["explainMembership"]
+    root, *conditions = explained["nodes"]
+    assert root == {"path": "all", "matched": False, "values": []}
+    shown = [(n["matched"], v["label"], v["value"], v["needed"]) for n in conditions for v in n["values"]]
+    assert shown == [
+        (False, "opens on the last 30 days", 2, ">= 3"),
+        (True, "opens on MOBILE in total", 1, "= 1"),
+        (True, "lead score", 85, ">= 80 and <= 100 (HOT)"),
+        (True, "country", "US", "one of us"),
+        (True, "time zone", "America/Phoenix", "none of EST"),
+        (True, "tags", ["vip", "beta"], "includes any of vip; includes none of unqualified"),
+        (True, "latest open", "2026-11-27T16:00:00Z", "on or after 2026-11-22 (the last 7 days)"),
+        (True, "device of the latest open", "MOBILE", "one of MOBILE"),
+        (True, "most common open hour", 9, "from 9:00 to 12:00 (hours 9, 10, 11)"),
+        (True, "most common open weekday", "FRIDAY", "one of FRIDAY"),
+        (True, "campaign k1", {"id": "k1", "name": "Launch", "sentAt": "2026-11-20T10:00:00Z", "received": True,
+                               "opens": 1, "clicks": 1, "urls": ["https://x.example/pricing?plan=pro"]},
+         "received, a clicked url contains 'PRICING'"),
+        (True, "custom field ltv", 1500, "> 1000"),
+        (True, "custom field plan", "pro", "= 'pro'"),
+        (True, "custom field signup", "2020-02-29T00:00:00Z", "on or before 2024-03-03"),
+        (False, "custom field signup", "2020-02-29T00:00:00Z", "an anniversary from 2026-11-01 to 2026-11-30"),
+    ]
+
+
+def test_explain_membership_values_of_a_contact_without_data(ws):
+    explained = ws.run(EXPLAIN_VALUES, c="e", r=EVERY_CONDITION, a=AS_OF)["explainMembership"]
+    values = {v["label"]: v["value"] for n in explained["nodes"] for v in n["values"]}
+    assert values["opens on the last 30 days"] == 0 and values["opens on MOBILE in total"] == 0
+    assert values["lead score"] is None and values["country"] is None and values["tags"] == []
+    assert values["latest open"] is None and values["most common open weekday"] is None
+    assert values["campaign k1"] is None and values["custom field ltv"] is None

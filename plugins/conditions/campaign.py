@@ -11,7 +11,8 @@ from typing import Optional
 
 import strawberry
 
-from .. import CompileContext, Condition, RuleError, hookimpl, literal, require_exactly_one, require_some
+from .. import (CompileContext, Condition, Observation, RuleError, hookimpl, literal, needs, require_exactly_one,
+                require_some)
 from .common import IntComparison
 
 SELECTORS = ("campaignId", "campaignName", "latest")
@@ -106,8 +107,35 @@ def compile_campaign(node, ctx: CompileContext) -> dict:
         "in": {"$and": [{"$eq": [f"$$c.{key}", literal(value)]}, *url_tests]}}}]}}]}
 
 
+SUMMARY_FIELDS = ("id", "name", "sentAt", "received", "opens", "clicks", "urls")
+
+
+def observe_campaign(node, ctx: CompileContext) -> list[Observation]:
+    """The selected campaign's summary (null when the contact has none) and what the node needs of it."""
+    key, value = _selector(node)
+    selected = {"$filter": {"input": {"$ifNull": ["$stats.campaigns", []]}, "as": "c",
+                            "cond": {"$eq": [f"$$c.{key}", literal(value)]}}}
+    summary = {"$arrayElemAt": [{"$map": {"input": selected, "as": "c",
+                                          "in": {f: f"$$c.{f}" for f in SUMMARY_FIELDS}}}, 0]}
+    needed = ["received"]
+    for name, yes, no in (("opened", "opens > 0", "opens = 0"), ("clicked", "clicks > 0", "clicks = 0")):
+        if node.get(name) is not None:
+            needed.append(yes if node[name] else no)
+    if node.get("clickedUrlContains") is not None:
+        needed.append(f"a clicked url contains {node['clickedUrlContains']!r}")
+    if node.get("notClickedUrlContains") is not None:
+        needed.append(f"no clicked url contains {node['notClickedUrlContains']!r}")
+    if node.get("daysSinceSent") is not None:
+        since = node["daysSinceSent"]
+        needed.append(f"days since sent {needs(since['comparison'], since['value'])} "
+                      f"(today is {ctx.today_date.isoformat()})")
+    label = {"id": f"campaign {value}", "name": f"campaign named {value!r}", "latest": "latest campaign received"}[key]
+    return [Observation(label, summary, ", ".join(needed))]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="campaign", input_type=CampaignCondition, validate=validate_campaign, compile=compile_campaign,
+        observe=observe_campaign,
         description="Opens, clicks, clicked links and age of one campaign the contact received."))

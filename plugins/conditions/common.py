@@ -4,7 +4,7 @@ from typing import Optional
 
 import strawberry
 
-from ..api import Comparison, RuleError, given
+from ..api import Comparison, Observation, RuleError, given, listing, needs
 
 
 @strawberry.input(description="Membership of a single value in a list. Give exactly one of `in` and `notIn`.")
@@ -26,6 +26,18 @@ def validate_set(node, _ctx) -> None:
     present = given(node, ("in", "notIn"))
     if len(present) != 1:
         raise RuleError("give exactly one of `in` and `notIn`")
+
+
+def within(low, high) -> str:
+    """``needed`` for inclusive bounds, either of which may be None: ">= 80 and <= 100"."""
+    return " and ".join(needs(op, bound) for op, bound in (("GTE", low), ("LTE", high)) if bound is not None)
+
+
+def set_observation(label: str, path: str, node) -> list[Observation]:
+    """The value at ``path`` and the list the node (given as written) needs it in or out of."""
+    if node.get("in") is not None:
+        return [Observation(label, f"${path}", f"one of {listing(node['in'])}")]
+    return [Observation(label, f"${path}", f"none of {listing(node['notIn'])}")]
 
 
 def set_query(path: str, node, values) -> dict:

@@ -5,7 +5,7 @@ from typing import Optional
 import strawberry
 from strawberry.scalars import JSON
 
-from .. import CompileContext, Condition, RuleError, hookimpl, require_exactly_one
+from .. import CompileContext, Condition, Observation, RuleError, hookimpl, listing, require_exactly_one
 
 OPERATORS = ("equals", "notEquals", "containsAny", "containsAll", "containsNone", "exists")
 LIST_OPERATORS = {"containsAny": "$in", "containsAll": "$all", "containsNone": "$nin"}
@@ -63,9 +63,25 @@ def compile_custom_field(node, ctx: CompileContext) -> dict:
     return equals if operator == "equals" else {"$nor": [equals]}
 
 
+WORDS = {"equals": "=", "notEquals": "!=", "containsAny": "contains any of", "containsAll": "contains all of",
+         "containsNone": "contains none of"}
+
+
+def observe_custom_field(node, ctx: CompileContext) -> list[Observation]:
+    key = node["field"]
+    operator = next(op for op in OPERATORS if node.get(op) is not None)
+    if operator == "exists":
+        needed = "set" if node["exists"] else "not set"
+    elif operator in LIST_OPERATORS:
+        needed = f"{WORDS[operator]} {listing(node[operator])}"
+    else:
+        needed = f"{WORDS[operator]} {node[operator]!r}"
+    return [Observation(f"custom field {key}", f"${ctx.custom_path(key)}", needed)]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="customField", input_type=CustomFieldCondition, validate=validate_custom_field,
-        compile=compile_custom_field,
+        compile=compile_custom_field, observe=observe_custom_field,
         description="A custom field equals / does not equal a value, contains options, or is set."))

@@ -16,7 +16,7 @@ from typing import Optional
 
 import strawberry
 
-from .. import NEVER, CompileContext, Condition, RuleError, hookimpl, require_positive
+from .. import NEVER, CompileContext, Condition, Observation, RuleError, hookimpl, require_positive
 
 LAST_DAY = dt.date(9999, 12, 31)
 
@@ -93,9 +93,15 @@ def compile_date_anniversary(node, ctx: CompileContext) -> dict:
     return groups[0] if len(groups) == 1 else {"$or": groups}
 
 
+def observe_date_anniversary(node, ctx: CompileContext) -> list[Observation]:
+    first, last = window_dates(node["window"], ctx.today_date, node.get("days"))
+    return [Observation(f"custom field {node['field']}", f"${ctx.custom_path(node['field'])}",
+                        f"an anniversary from {first.isoformat()} to {last.isoformat()}")]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="dateAnniversary", input_type=DateAnniversaryCondition, validate=validate_date_anniversary,
-        compile=compile_date_anniversary,
+        compile=compile_date_anniversary, observe=observe_date_anniversary,
         description="An anniversary of a DATE custom field today, this week, this month or in the next N days."))

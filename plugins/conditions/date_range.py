@@ -6,7 +6,7 @@ from typing import Optional
 
 import strawberry
 
-from .. import CompileContext, Condition, hookimpl, require_some
+from .. import CompileContext, Condition, Observation, hookimpl, require_some
 
 BOUNDS = ("fromDays", "toDays", "after", "before")
 
@@ -50,8 +50,22 @@ def compile_date_range(node, ctx: CompileContext) -> dict:
     return {"$and": clauses}
 
 
+def observe_date_range(node, ctx: CompileContext) -> list[Observation]:
+    parts = []
+    if node.get("fromDays") is not None:
+        parts.append(f"on or after {ctx.date_of(ctx.today + node['fromDays']).isoformat()}")
+    if node.get("toDays") is not None:
+        parts.append(f"on or before {ctx.date_of(ctx.today + node['toDays']).isoformat()}")
+    if node.get("after") is not None:
+        parts.append(f"after {_instant(node['after']).isoformat()}")
+    if node.get("before") is not None:
+        parts.append(f"before {_instant(node['before']).isoformat()}")
+    return [Observation(f"custom field {node['field']}", f"${ctx.custom_path(node['field'])}", " and ".join(parts))]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="dateRange", input_type=DateRangeCondition, validate=validate_date_range, compile=compile_date_range,
+        observe=observe_date_range,
         description="A DATE custom field between days relative to today and/or two instants."))

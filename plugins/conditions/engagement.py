@@ -13,8 +13,8 @@ from typing import Optional
 
 import strawberry
 
-from .. import (ALWAYS, NEVER, CompileContext, Comparison, Condition, Device, Metric, RuleError, compare,
-                hookimpl, require_positive)
+from .. import (ALWAYS, NEVER, CompileContext, Comparison, Condition, Device, Metric, Observation, RuleError,
+                compare, hookimpl, needs, require_positive)
 from ...server.rollups import DEVICE_SINCE
 
 TOTAL_PATHS = {"OPENS": "stats.opens", "CLICKS": "stats.clicks", "CONVERSIONS": "stats.conversions"}
@@ -93,10 +93,24 @@ def compile_engagement(node, ctx: CompileContext) -> dict:
     }[comparison]()
 
 
+def observe_engagement(node, ctx: CompileContext) -> list[Observation]:
+    """The count compile compares, from the same rollup fields: the total, or
+    the window's count from the suffix sums (today's bucket on, minus later)."""
+    metric, device, days = node["metric"], node.get("device"), node.get("withinDays")
+    label = metric.lower() + (f" on {device}" if device else "")
+    if days is None:
+        path = f"stats.opensByDevice.{device}" if device else TOTAL_PATHS[metric]
+        total = {"$ifNull": [f"${path}", 0]}
+        return [Observation(f"{label} in total", total, needs(node["comparison"], node["value"]))]
+    since = DEVICE_SINCE[device] if device else SINCE_FIELDS[metric]
+    window = _window_count_expr(since, ctx.today - days + 1, ctx.today)
+    return [Observation(f"{label} on the last {days} days", window, needs(node["comparison"], node["value"]))]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="engagement", input_type=EngagementCondition, validate=validate_engagement,
-        compile=compile_engagement,
+        compile=compile_engagement, observe=observe_engagement,
         description="Number of opens, clicks or conversions, in total or on the last N days "
                     "(contacts without events count 0)."))

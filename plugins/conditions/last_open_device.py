@@ -2,7 +2,7 @@
 
 import strawberry
 
-from .. import Condition, Device, hookimpl
+from .. import Condition, Device, Observation, hookimpl, listing
 
 
 @strawberry.input(description="The device of the contact's latest OPEN is one of these.")
@@ -18,9 +18,14 @@ def compile_device(node, _ctx) -> dict:
     return {"stats.lastOpenDevice": {"$in": list(node["in"])}}
 
 
+def observe_device(node, _ctx) -> list:
+    return [Observation("device of the latest open", "$stats.lastOpenDevice", f"one of {listing(node['in'])}")]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="lastOpenDevice", input_type=DeviceCondition, validate=validate_device, compile=compile_device,
+        observe=observe_device,
         description="The device of the latest open (ties at the same instant: the greatest event id). "
                     "An open without a device, or no open at all, matches nothing."))

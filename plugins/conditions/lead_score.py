@@ -5,7 +5,8 @@ from typing import Optional
 
 import strawberry
 
-from .. import Condition, RuleError, hookimpl, require_some
+from .. import Condition, Observation, RuleError, hookimpl, require_some
+from .common import within
 
 
 @strawberry.enum(description="Named lead score ranges.")
@@ -42,8 +43,15 @@ def compile_lead_score(node, _ctx) -> dict:
     return {"leadScore": bounds}
 
 
+def observe_lead_score(node, _ctx) -> list[Observation]:
+    low, high = TIERS[node["tier"]] if node.get("tier") else (node.get("min"), node.get("max"))
+    tier = f" ({node['tier']})" if node.get("tier") else ""
+    return [Observation("lead score", "$leadScore", within(low, high) + tier)]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="leadScore", input_type=LeadScoreCondition, validate=validate_lead_score, compile=compile_lead_score,
+        observe=observe_lead_score,
         description="Lead score within a range or tier (HOT 80-100, WARM 50-79, COLD 0-49)."))

@@ -4,7 +4,9 @@ from typing import Optional
 
 import strawberry
 
-from .. import COMPARISON_OPERATORS, Comparison, CompileContext, Condition, RuleError, hookimpl, require_some
+from .. import (COMPARISON_OPERATORS, Comparison, CompileContext, Condition, Observation, RuleError, hookimpl, needs,
+                require_some)
+from .common import within
 
 
 @strawberry.input(description="A NUMBER custom field, either compared with `value` (`comparison` and `value` "
@@ -42,9 +44,18 @@ def compile_numeric_range(node, ctx: CompileContext) -> dict:
     return {path: bounds}
 
 
+def observe_numeric_range(node, ctx: CompileContext) -> list[Observation]:
+    path = ctx.custom_path(node["field"])
+    if node.get("comparison") is not None:
+        needed = needs(node["comparison"], node["value"])
+    else:
+        needed = within(node.get("min"), node.get("max"))
+    return [Observation(f"custom field {node['field']}", f"${path}", needed)]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="numericRange", input_type=NumericRangeCondition, validate=validate_numeric_range,
-        compile=compile_numeric_range,
+        compile=compile_numeric_range, observe=observe_numeric_range,
         description="A NUMBER custom field compared with a value, or between two bounds."))

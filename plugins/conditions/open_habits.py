@@ -5,7 +5,7 @@ from typing import Optional
 
 import strawberry
 
-from .. import WEEKDAY_NUMBERS, Condition, RuleError, Weekday, hookimpl, require_some
+from .. import WEEKDAY_NUMBERS, Condition, Observation, RuleError, Weekday, hookimpl, listing, literal, require_some
 
 
 @strawberry.input(description="When the contact usually opens emails, in the contact's own time zone "
@@ -49,10 +49,24 @@ def compile_open_habits(node, _ctx) -> dict:
     return {"$and": clauses}
 
 
+def observe_open_habits(node, _ctx) -> list[Observation]:
+    found = []
+    if node.get("hourFrom") is not None or node.get("hourTo") is not None:
+        start, end = node.get("hourFrom") or 0, 24 if node.get("hourTo") is None else node["hourTo"]
+        found.append(Observation("most common open hour", "$stats.topOpenHour",
+                                 f"from {start}:00 to {end}:00 (hours {listing(hours_in_range(start, end))})"))
+    if node.get("weekdays"):
+        names = literal([None, *Weekday.__members__])  # ISO weekday number -> name
+        found.append(Observation("most common open weekday",
+                                 {"$arrayElemAt": [names, {"$ifNull": ["$stats.topOpenWeekday", 0]}]},
+                                 f"one of {listing(node['weekdays'])}"))
+    return found
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="openHabits", input_type=OpenHabitsCondition, validate=validate_open_habits,
-        compile=compile_open_habits,
+        compile=compile_open_habits, observe=observe_open_habits,
         description="The contact's most common open hour (ties: earliest) and weekday, in its own time zone. "
                     "No opens: no match."))

@@ -4,7 +4,8 @@ from typing import Optional
 
 import strawberry
 
-from .. import Activity, CompileContext, Condition, RuleError, hookimpl, require_exactly_one, require_positive
+from .. import (Activity, CompileContext, Condition, Observation, RuleError, hookimpl, require_exactly_one,
+                require_positive)
 
 LAST_PATHS = {"OPENED": "stats.lastOpenAt", "CLICKED": "stats.lastClickAt",
               "CONVERTED": "stats.lastConversionAt", "ANY": "stats.lastActivityAt"}
@@ -44,8 +45,24 @@ def compile_recency(node, ctx: CompileContext) -> dict:
     return long_ago
 
 
+LABELS = {"OPENED": "latest open", "CLICKED": "latest click", "CONVERTED": "latest conversion",
+          "ANY": "latest open, click or conversion"}
+
+
+def observe_recency(node, ctx: CompileContext) -> list[Observation]:
+    today = ctx.today
+    if node.get("withinDays") is not None:
+        first = ctx.date_of(today - node["withinDays"] + 1)
+        needed = f"on or after {first.isoformat()} (the last {node['withinDays']} days)"
+    else:
+        needed = f"before {ctx.date_of(today - node['moreThanDaysAgo'] + 1).isoformat()}"
+        needed += ", or never" if node.get("includeNever", True) else ""
+    return [Observation(LABELS[node["activity"]], f"${LAST_PATHS[node['activity']]}", needed)]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="recency", input_type=RecencyCondition, validate=validate_recency, compile=compile_recency,
+        observe=observe_recency,
         description="How long ago the contact last opened, clicked, converted or did any of these."))

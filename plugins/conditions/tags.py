@@ -4,7 +4,7 @@ from typing import Optional
 
 import strawberry
 
-from .. import Condition, hookimpl, require_some
+from .. import Condition, Observation, hookimpl, listing, require_some
 
 
 @strawberry.input(description="Tags the contact has or lacks (exact, case-sensitive). "
@@ -19,6 +19,7 @@ class TagCondition:
 
 
 OPERATORS = {"includesAny": "$in", "includesAll": "$all", "excludes": "$nin"}
+WORDS = {"includesAny": "includes any of", "includesAll": "includes all of", "excludes": "includes none of"}
 
 
 def validate_tags(node, _ctx) -> None:
@@ -29,7 +30,12 @@ def compile_tags(node, _ctx) -> dict:
     return {"$and": [{"tags": {op: list(node[name])}} for name, op in OPERATORS.items() if node.get(name)]}
 
 
+def observe_tags(node, _ctx) -> list:
+    return [Observation("tags", "$tags", "; ".join(f"{WORDS[n]} {listing(node[n])}" for n in OPERATORS if node.get(n)))]
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(field="tags", input_type=TagCondition, validate=validate_tags, compile=compile_tags,
+                       observe=observe_tags,
                        description="Tags on the contact: includes any / includes all / excludes."))

@@ -8,7 +8,7 @@ from importlib import resources
 from zoneinfo import ZoneInfo
 
 from .. import Condition, hookimpl
-from .common import SetCondition, set_query, validate_set
+from .common import SetCondition, set_observation, set_query, validate_set
 
 ABBREVIATION_OFFSETS = {"PST": -8, "MST": -7, "CST": -6, "EST": -5, "AKST": -9, "HST": -10}
 NORTH_AMERICA = {"US", "CA", "MX"}
@@ -46,10 +46,15 @@ def compile_timezone(node, _ctx) -> dict:
     return set_query("timezone", node, expand(node.get("in") or node.get("notIn")))
 
 
+def observe_timezone(node, _ctx) -> list:
+    return set_observation("time zone", "timezone", node)
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(
         field="timezone", input_type=SetCondition, validate=validate_set, compile=compile_timezone,
+        observe=observe_timezone,
         description="The contact's time zone: IANA names (`America/Chicago`) or the abbreviations "
                     "PST, MST, CST, EST, AKST, HST, each meaning every US, Canadian and Mexican zone "
                     "with that standard UTC offset (so MST includes America/Phoenix)."))

@@ -5,7 +5,7 @@ from typing import Optional
 
 import strawberry
 
-from segmentql.plugins import Condition, RuleError, hookimpl, literal, require_exactly_one
+from segmentql.plugins import Condition, Observation, RuleError, hookimpl, listing, literal, require_exactly_one
 
 
 @strawberry.input(description="The domain of the contact's email address (case-insensitive). "
@@ -24,14 +24,26 @@ def validate(node, ctx) -> None:
             raise RuleError(f"{domain!r} is not a domain; give the part after the @")
 
 
+# The email's domain, lower-cased: one expression both decides and explains.
+DOMAIN = {"$toLower": {"$arrayElemAt": [{"$split": ["$email", "@"]}, -1]}}
+
+
+def _domains(node) -> list[str]:
+    return [d.strip().lower() for d in node.get("in") or node["notIn"]]
+
+
 def compile(node, ctx) -> dict:
-    domains = [d.strip().lower() for d in node.get("in") or node["notIn"]]
-    domain = {"$toLower": {"$arrayElemAt": [{"$split": ["$email", "@"]}, -1]}}
-    test = {"$in": [domain, literal(domains)]}
+    test = {"$in": [DOMAIN, literal(_domains(node))]}
     return {"$expr": test if node.get("in") is not None else {"$not": [test]}}
+
+
+def observe(node, ctx) -> list[Observation]:
+    """What ``explainMembership`` shows for this node: the contact's domain."""
+    needed = f"{'one' if node.get('in') is not None else 'none'} of {listing(_domains(node))}"
+    return [Observation("email domain", DOMAIN, needed)]
 
 
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(field="emailDomain", input_type=EmailDomainCondition, validate=validate, compile=compile,
-                       description="The domain of the contact's email address."))
+                       observe=observe, description="The domain of the contact's email address."))

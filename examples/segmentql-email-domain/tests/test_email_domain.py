@@ -23,3 +23,11 @@ def test_a_bad_domain_is_an_invalid_rule(segmentql):
     errors = segmentql.errors('{ segmentPreview(rule: {any: [{emailDomain: {in: ["a@b.com"]}}]}) { count } }')
     assert errors[0]["extensions"]["code"] == "INVALID_RULE"
     assert errors[0]["message"].startswith("any[0].emailDomain:")
+
+
+def test_explain_membership_shows_the_domain(segmentql):
+    segmentql.graphql('mutation { upsertContacts(contacts: [{id: "x", email: "Ann@Example.IO"}]) { accepted } }')
+    node = segmentql.graphql('{ explainMembership(contactId: "x", rule: {emailDomain: {notIn: ["example.io"]}}) '
+                             '{ nodes { matched values { label value needed } } } }')["explainMembership"]["nodes"][0]
+    assert node == {"matched": False, "values": [{"label": "email domain", "value": "example.io",
+                                                  "needed": "none of example.io"}]}

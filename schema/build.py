@@ -10,19 +10,22 @@ from typing import Annotated, Optional
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
-from strawberry.types.nodes import FragmentSpread, InlineFragment
 
-from segmentql.server import ingest, segments
+from segmentql.server import analytics, ingest, segments, snapshots
 from segmentql.server.compiler import CONTACTS_COLLECTION, CompiledRule, extended_json
 from segmentql.server.registry import ConditionRegistry
 
 from .context import request_context
 from .errors import ErrorCodes
 from .inputs import CampaignInput, ContactInput, EventInput
+from .insight import SCALARS, SegmentAnalytics, SegmentSplit, SizePoint, SizeSource, Snapshot, SnapshotDiff, SplitSeed, \
+    SplitVariantInput, split_segment
+from .pages import After, First, contact_connection, page_size, wants_stats
 from .rule_input import build_rule_input, to_document
-from .types import BatchResult, ConditionType, Contact, ContactConnection, ContactEdge, CustomField, \
-    CustomFieldType, MembershipExplanation, NodeCount, NodeMatch, ObservedValue, PageInfo, json_value
+from .types import BatchResult, ConditionType, Contact, ContactConnection, CustomField, CustomFieldType, \
+    MembershipExplanation, NodeCount, NodeMatch, ObservedValue, PageInfo, json_value
 
 MAX_BATCH = 10_000
 
@@ -31,8 +34,6 @@ def _arg(description: str):
     return strawberry.argument(description=description)
 
 
-First = Annotated[Optional[int], _arg("Page size, 0-1000 (default 20).")]
-After = Annotated[Optional[str], _arg("Cursor of the last item of the previous page.")]
 AsOf = Annotated[Optional[dt.datetime], _arg(
     "Evaluate as of this instant (default: now). Today is its UTC calendar day; stored events are not hidden.")]
 Id = Annotated[strawberry.ID, _arg("The id.")]
@@ -44,27 +45,11 @@ def _batch(items: list, what: str) -> list:
     return items
 
 
-def _selects(selections, path: tuple[str, ...]) -> bool:
-    """Whether the query selects ``path`` (field names) below these selections, through fragments too."""
-    for selection in selections:
-        if isinstance(selection, (FragmentSpread, InlineFragment)):
-            if _selects(selection.selections, path):
-                return True
-        elif selection.name == path[0] and (len(path) == 1 or _selects(selection.selections, path[1:])):
-            return True
-    return False
-
-
 async def _contact_page(info: Info, compiled: CompiledRule, first: Optional[int],
                         after: Optional[str]) -> ContactConnection:
-    ctx = request_context(info)
-    size = segments.page_size(first, ctx.settings.default_page_size, ctx.settings.max_page_size)
-    with_stats = _selects(info.selected_fields[0].selections, ("edges", "node", "stats"))
-    page = await segments.members(ctx.db, compiled, size, after, with_stats)
-    edges = [ContactEdge(cursor=segments.encode_cursor("contact", doc["id"]), node=Contact.from_doc(doc))
-             for doc in page.contacts]
-    return ContactConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
-                                                             end_cursor=edges[-1].cursor if edges else None))
+    page = await segments.members(request_context(info).db, compiled, page_size(info, first), after,
+                                  wants_stats(info))
+    return contact_connection(page)
 
 
 def build_schema(registry: ConditionRegistry, extensions: list | None = None) -> strawberry.Schema:
@@ -144,6 +129,41 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                            ) -> ContactConnection:
             return await _contact_page(info, await self._compiled(info, as_of), first, after)
 
+        @strawberry.field(description="Snapshots of this segment's members, newest first.")
+        async def snapshots(self, info: Info) -> list[Snapshot]:
+            ctx = request_context(info)
+            return [Snapshot(doc=d) for d in await ctx.db.snapshots_of(ctx.workspace_id, self.doc["id"])]
+
+        @strawberry.field(description="The segment's recorded sizes, oldest first: one per snapshot and one per "
+                                       "`segmentql record-sizes` run.")
+        async def size_history(self, info: Info,
+                               since: Annotated[Optional[dt.datetime], _arg("Only sizes recorded at or after this.")
+                                                ] = None,
+                               last: Annotated[int, _arg("At most this many of the newest sizes (1-1000).")] = 100
+                               ) -> list[SizePoint]:
+            ctx = request_context(info)
+            points = await snapshots.size_history(ctx.db, ctx.workspace_id, self.doc["id"], since, last,
+                                                  ctx.settings.max_page_size)
+            return [SizePoint(at=p["at"], size=p["size"], source=SizeSource[p["source"]]) for p in points]
+
+        @strawberry.field(description="An A/B split of the members: each in exactly one variant, by a stable hash "
+                                       "of (segment id, seed, contact id).")
+        async def split(self, info: Info,
+                        variants: Annotated[list[SplitVariantInput], _arg("The variants and their weights.")],
+                        seed: Annotated[SplitSeed, _arg("Any string or integer; keep it to keep the split.")],
+                        as_of: AsOf = None) -> SegmentSplit:
+            return await split_segment(info, await self._compiled(info, as_of), self.doc["id"], variants, seed)
+
+        @strawberry.field(description="How the members engaged on the last `withinDays` days: opens, clicks, "
+                                       "conversions and their rates, from the engagement rollups.")
+        async def analytics(self, info: Info,
+                            within_days: Annotated[int, _arg("The window in UTC days up to `asOf`'s day "
+                                                             "(1-3660).")] = 30,
+                            as_of: AsOf = None) -> SegmentAnalytics:
+            result = await analytics.analytics(request_context(info).db, await self._compiled(info, as_of),
+                                               segments.effective_as_of(as_of), within_days)
+            return SegmentAnalytics(result=result, within_days=within_days)
+
     @strawberry.type(description="One saved segment in a page, with its cursor.")
     class SegmentEdge:
         cursor: str = strawberry.field(description="Opaque position of this segment.")
@@ -211,11 +231,25 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                            after: After = None
                            ) -> SegmentConnection:
             ctx = request_context(info)
-            size = segments.page_size(first, ctx.settings.default_page_size, ctx.settings.max_page_size)
+            size = page_size(info, first)
             docs, more = await segments.list_segments(ctx.db, ctx.workspace_id, size, after)
             edges = [SegmentEdge(cursor=segments.segment_cursor(d), node=Segment(doc=d)) for d in docs]
             return SegmentConnection(edges=edges, page_info=PageInfo(
                 has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
+
+        @strawberry.field(description="A snapshot by id; null when there is none in this workspace.")
+        async def snapshot(self, info: Info, id: Id) -> Optional[Snapshot]:
+            ctx = request_context(info)
+            doc = await ctx.db.snapshot(ctx.workspace_id, str(id))
+            return Snapshot(doc=doc) if doc else None
+
+        @strawberry.field(description="Who entered and who left between snapshot `a` and snapshot `b` (of the "
+                                       "same segment, or of two segments).")
+        async def snapshot_diff(self, info: Info,
+                                a: Annotated[strawberry.ID, _arg("The earlier snapshot.")],
+                                b: Annotated[strawberry.ID, _arg("The later snapshot.")]) -> SnapshotDiff:
+            ctx = request_context(info)
+            return SnapshotDiff(result=await snapshots.diff(ctx.db, ctx.workspace_id, str(a), str(b)))
 
         @strawberry.field(description="A contact by id, with its engagement; null when there is none.")
         async def contact(self, info: Info, id: Id) -> Optional[Contact]:
@@ -284,9 +318,24 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                                 to_document(rule) if rule is not None else None)
             return Segment(doc=doc)
 
-        @strawberry.mutation(description="Delete a saved segment; false when there was none with that id.")
+        @strawberry.mutation(description="Freeze a saved segment's current members (e.g. at send time).")
+        async def snapshot_segment(self, info: Info, id: Id,
+                                   label: Annotated[str, _arg("A label, e.g. `Black Friday send`.")],
+                                   as_of: AsOf = None) -> Snapshot:
+            ctx = request_context(info)
+            return Snapshot(doc=await snapshots.take_snapshot(ctx.db, ctx.registry, ctx.workspace_id, str(id),
+                                                              label, as_of))
+
+        @strawberry.mutation(description="Delete a snapshot; false when there was none with that id.")
+        async def delete_snapshot(self, info: Info, id: Id) -> bool:
+            ctx = request_context(info)
+            return await ctx.db.delete_snapshot(ctx.workspace_id, str(id))
+
+        @strawberry.mutation(description="Delete a saved segment with its snapshots and size history; false when "
+                                          "there was none with that id.")
         async def delete_segment(self, info: Info, id: Id) -> bool:
             ctx = request_context(info)
             return await segments.delete_segment(ctx.db, ctx.workspace_id, str(id))
 
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=[ErrorCodes, *(extensions or [])])
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=[ErrorCodes, *(extensions or [])],
+                             config=StrawberryConfig(scalar_map=SCALARS))

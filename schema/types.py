@@ -128,6 +128,13 @@ class PageInfo:
     end_cursor: Optional[str] = strawberry.field(description="Pass as `after` to get the next page.")
 
 
+@strawberry.type(description="A page of contact ids in id order, with how many there are in all.")
+class ContactIdConnection:
+    total_count: int = strawberry.field(description="How many ids there are in all pages.")
+    ids: list[strawberry.ID] = strawberry.field(description="The ids of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page is (`endCursor` is the last id's cursor).")
+
+
 @strawberry.type(description="One contact in a page, with its cursor.")
 class ContactEdge:
     cursor: str = strawberry.field(description="Opaque position of this contact.")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from . import ingest
+from . import ingest, snapshots
 from .database import Database, WorkspaceExists
 from .embedded import EmbeddedServer, EmbeddedServerError
 from .importer import ImportRefused, Progress, import_directory
@@ -129,6 +129,24 @@ def cmd_rebuild(args, settings: Settings) -> None:
     print(f"rebuilt the rollups of {run_with_db(settings, work)} contacts from their raw events", file=sys.stderr)
 
 
+def cmd_record_sizes(args, settings: Settings) -> None:
+    registry = _registry(settings)
+
+    async def work(db):
+        workspace_id = await _workspace_id(db, args.workspace) if args.workspace else None
+        return await snapshots.record_sizes(db, registry, workspace_id)
+
+    skipped = 0
+    for segment, size in run_with_db(settings, work):
+        if isinstance(size, str):
+            skipped += 1
+            print(f"segmentql: skipped segment {segment['id']} ({segment['name']}): {size}", file=sys.stderr)
+        else:
+            print(f"{segment['workspace_id']}\t{segment['id']}\t{size}\t{segment['name']}")
+    if skipped:
+        raise CommandError(f"{skipped} segment(s) skipped; the others are recorded")
+
+
 def _registry(settings: Settings):
     return load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
 
@@ -232,6 +250,10 @@ def parser() -> argparse.ArgumentParser:
 
     reb = add("rebuild-rollups", cmd_rebuild, "recompute every contact's engagement rollups from raw events")
     reb.add_argument("--workspace", required=True)
+
+    sizes = add("record-sizes", cmd_record_sizes, "record the current size of every saved segment for its "
+                "sizeHistory (run it from cron, e.g. daily); prints workspace, segment id, size, name")
+    sizes.add_argument("--workspace", help="only this workspace (default: all)")
 
     plug = add("plugins", cmd_plugins, "list installed condition plugins")
     plug.add_argument("--json", action="store_true", help="as JSON")

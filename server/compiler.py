@@ -319,16 +319,26 @@ class CompiledRule:
             stages.append({"$match": _and(costly)})
         return stages
 
-    def count_pipeline(self) -> list[dict]:
-        return [*self._match_stages(), {"$count": "count"}]
+    def members_then(self, *stages: dict) -> list[dict]:
+        """The stages selecting the members, followed by ``stages``."""
+        return [*self._match_stages(), *stages]
 
-    def page_pipeline(self, after: str | None, first: int, with_stats: bool = True) -> list[dict]:
+    def count_pipeline(self) -> list[dict]:
+        return self.members_then({"$count": "count"})
+
+    def page_pipeline(self, after: str | None, first: int | None, with_stats: bool = True) -> list[dict]:
         """Members ordered by contact id, after the id ``after``; one extra
-        document tells whether there is a next page. Without ``with_stats``
-        the rollups (most of a contact document) stay in the database."""
+        document tells whether there is a next page (``first`` None: all of
+        them). Without ``with_stats`` the rollups (most of a contact
+        document) stay in the database."""
         extra = {"id": {"$gt": after}} if after is not None else None
-        return [*self._match_stages(extra), {"$sort": {"id": 1}}, {"$limit": first + 1},
+        limit = [] if first is None else [{"$limit": first + 1}]
+        return [*self._match_stages(extra), {"$sort": {"id": 1}}, *limit,
                 {"$project": PAGE_PROJECTION if with_stats else PAGE_PROJECTION_WITHOUT_STATS}]
+
+    def ids_pipeline(self) -> list[dict]:
+        """Every member's id, in id order."""
+        return self.members_then({"$project": {"_id": 0, "id": 1}}, {"$sort": {"id": 1}})
 
 
 def extended_json(pipeline: list[dict]) -> list:

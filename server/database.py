@@ -10,7 +10,7 @@ the natural shard-key prefix on a sharded cluster).
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
@@ -43,6 +43,16 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)], unique=True),
         IndexModel([("workspace_id", ASCENDING), ("createdAt", DESCENDING)]),
     ],
+    "snapshots": [
+        IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)], unique=True),
+        IndexModel([("workspace_id", ASCENDING), ("segment_id", ASCENDING), ("takenAt", DESCENDING)]),
+    ],
+    "snapshot_members": [
+        IndexModel([("workspace_id", ASCENDING), ("snapshot_id", ASCENDING), ("chunk", ASCENDING)], unique=True),
+    ],
+    "segment_sizes": [
+        IndexModel([("workspace_id", ASCENDING), ("segment_id", ASCENDING), ("at", DESCENDING)]),
+    ],
 }
 
 CONTACTS = "contacts"
@@ -53,6 +63,9 @@ INDEXED_CONTACT_FIELDS = ("leadScore", "stats.lastActivityAt", "tags", "country"
 # (500 values took 9 s where 50 queries of 10 took 1.5 s), so many-valued
 # lookups are split into queries of this many values.
 IN_CHUNK = 10
+# A snapshot's member ids are stored in documents of this many ids, far below
+# the 16 MB document limit whatever the segment's size.
+SNAPSHOT_CHUNK = 5000
 
 
 def doc_key(workspace_id: str, item_id: str) -> str:
@@ -289,7 +302,13 @@ class Database:
             return_document=True)
 
     async def delete_segment(self, workspace_id: str, segment_id: str) -> bool:
+        """The segment and everything recorded about it (snapshots, sizes)."""
         result = await self.db.segments.delete_one({"workspace_id": workspace_id, "id": segment_id})
+        snapshots = [s["id"] async for s in self.db.snapshots.find(
+            {"workspace_id": workspace_id, "segment_id": segment_id}, {"id": 1})]
+        for snapshot_id in snapshots:
+            await self.delete_snapshot(workspace_id, snapshot_id)
+        await self.db.segment_sizes.delete_many({"workspace_id": workspace_id, "segment_id": segment_id})
         return result.deleted_count == 1
 
     async def segments_page(self, workspace_id: str, after: tuple | None, limit: int) -> list[dict]:
@@ -301,8 +320,67 @@ class Database:
         cursor = self.db.segments.find(query, {"_id": 0}).sort([("createdAt", -1), ("id", -1)]).limit(limit)
         return [s async for s in cursor]
 
+    # -- snapshots and sizes ----------------------------------------------
+
+    async def insert_snapshot(self, doc: dict, member_ids: Sequence[str]) -> None:
+        """Members first, then the snapshot document: a snapshot is listed only
+        once all its members are stored."""
+        ws, sid = doc["workspace_id"], doc["id"]
+        chunks = [{"workspace_id": ws, "snapshot_id": sid, "chunk": n, "ids": list(member_ids[i:i + SNAPSHOT_CHUNK])}
+                  for n, i in enumerate(range(0, len(member_ids), SNAPSHOT_CHUNK))]
+        if chunks:
+            await self.db.snapshot_members.insert_many(chunks)
+        await self.db.snapshots.insert_one(dict(doc))
+
+    async def snapshot(self, workspace_id: str, snapshot_id: str) -> dict | None:
+        return await self.db.snapshots.find_one({"workspace_id": workspace_id, "id": snapshot_id}, {"_id": 0})
+
+    async def snapshots_of(self, workspace_id: str, segment_id: str) -> list[dict]:
+        """Newest first."""
+        cursor = self.db.snapshots.find({"workspace_id": workspace_id, "segment_id": segment_id}, {"_id": 0})
+        return [s async for s in cursor.sort([("takenAt", -1), ("id", -1)])]
+
+    async def snapshot_member_ids(self, workspace_id: str, snapshot_id: str) -> list[str]:
+        """Every member id, in contact id order."""
+        cursor = self.db.snapshot_members.find({"workspace_id": workspace_id, "snapshot_id": snapshot_id},
+                                               {"_id": 0, "ids": 1}).sort("chunk", 1)
+        return [cid async for chunk in cursor for cid in chunk["ids"]]
+
+    async def delete_snapshot(self, workspace_id: str, snapshot_id: str) -> bool:
+        """The snapshot document first, so a half-deleted snapshot is never listed."""
+        result = await self.db.snapshots.delete_one({"workspace_id": workspace_id, "id": snapshot_id})
+        await self.db.snapshot_members.delete_many({"workspace_id": workspace_id, "snapshot_id": snapshot_id})
+        return result.deleted_count == 1
+
+    async def record_size(self, workspace_id: str, segment_id: str, at: dt.datetime, size: int, source: str) -> None:
+        await self.db.segment_sizes.insert_one({"workspace_id": workspace_id, "segment_id": segment_id, "at": at,
+                                                "size": size, "source": source})
+
+    async def sizes(self, workspace_id: str, segment_id: str, since: dt.datetime | None, limit: int) -> list[dict]:
+        """The newest ``limit`` recorded sizes (after ``since``), oldest first."""
+        query: dict = {"workspace_id": workspace_id, "segment_id": segment_id}
+        if since is not None:
+            query["at"] = {"$gte": since}
+        cursor = self.db.segment_sizes.find(query, {"_id": 0, "at": 1, "size": 1, "source": 1})
+        newest = [s async for s in cursor.sort("at", -1).limit(limit)]
+        return newest[::-1]
+
+    async def all_segments(self, workspace_id: str | None = None) -> list[dict]:
+        """Every saved segment (of one workspace, or of all)."""
+        query = {} if workspace_id is None else {"workspace_id": workspace_id}
+        return [s async for s in self.db.segments.find(query, {"_id": 0})]
+
     # -- segment evaluation ----------------------------------------------
 
     async def aggregate_contacts(self, pipeline: list[dict]) -> list[dict]:
         cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=self.max_time_ms)
         return [doc async for doc in cursor]
+
+    async def stream_contacts(self, pipeline: list[dict]) -> AsyncIterator[dict]:
+        """The pipeline's documents one by one, for readers that may stop early."""
+        cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=self.max_time_ms, batchSize=500)
+        try:
+            async for doc in cursor:
+                yield doc
+        finally:
+            await cursor.close()

@@ -45,6 +45,21 @@ EPOCH = dt.date(1970, 1, 1)
 DEVICES = ("MOBILE", "DESKTOP", "TABLET")
 ENGAGEMENT_TYPES = {"OPEN": "opens", "CLICK": "clicks", "CONVERSION": "conversions"}
 DEVICE_SINCE = {d: f"opens{d.capitalize()}Since" for d in DEVICES}
+SINCE_FIELDS = {"OPENS": "opensSince", "CLICKS": "clicksSince", "CONVERSIONS": "conversionsSince"}
+
+
+def window_count_expression(since: str, first_day: int, last_day: int) -> dict:
+    """Aggregation expression over a contact document: its events on days
+    ``first_day..last_day`` counted by the suffix-sum field ``since`` of
+    ``stats.activity``, as S(first_day) - S(last_day + 1), where S(d) is the
+    suffix sum of the oldest bucket on or after day d (0 when there is none).
+    Conditions, explanations and segment analytics all count windows with it."""
+    def suffix(day: int) -> dict:
+        return {"$ifNull": [{"$max": {"$map": {
+            "input": {"$filter": {"input": {"$ifNull": ["$stats.activity", []]}, "as": "b",
+                                  "cond": {"$gte": ["$$b.day", day]}}},
+            "as": "b", "in": f"$$b.{since}"}}}, 0]}
+    return {"$subtract": [suffix(first_day), suffix(last_day + 1)]}
 
 
 def day_number(when: dt.datetime | dt.date) -> int:

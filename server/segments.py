@@ -123,20 +123,21 @@ async def members(db: Database, compiled: CompiledRule, first: int, after: str |
 
 # -- saved segments -------------------------------------------------------------
 
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise BadArgument("a segment needs a non-empty name")
-    if len(name) > 200:
-        raise BadArgument("a segment name may be at most 200 characters")
-    return name.strip()
+def check_label(text: str, what: str) -> str:
+    """A segment's name or a snapshot's label (``what``): not blank, at most 200 characters, trimmed."""
+    if not isinstance(text, str) or not text.strip():
+        raise BadArgument(f"{what} must not be empty")
+    if len(text) > 200:
+        raise BadArgument(f"{what} may be at most 200 characters")
+    return text.strip()
 
 
 async def create_segment(db: Database, registry: ConditionRegistry, workspace_id: str, name: str,
                          rule: dict) -> dict:
     await check_rule(db, registry, workspace_id, rule)
     stamp = now()
-    doc = {"workspace_id": workspace_id, "id": str(uuid.uuid4()), "name": _check_name(name), "rule": rule,
-           "createdAt": stamp, "updatedAt": stamp, "revisions": []}
+    doc = {"workspace_id": workspace_id, "id": str(uuid.uuid4()), "name": check_label(name, "a segment name"),
+           "rule": rule, "createdAt": stamp, "updatedAt": stamp, "revisions": []}
     await db.insert_segment(doc)
     return doc
 
@@ -153,7 +154,7 @@ async def update_segment(db: Database, registry: ConditionRegistry, workspace_id
     current = await get_segment(db, workspace_id, segment_id)
     changes: dict = {"updatedAt": now()}
     if name is not None:
-        changes["name"] = _check_name(name)
+        changes["name"] = check_label(name, "a segment name")
     if rule is not None:
         await check_rule(db, registry, workspace_id, rule)
         changes["rule"] = rule

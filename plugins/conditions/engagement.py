@@ -15,10 +15,9 @@ import strawberry
 
 from .. import (ALWAYS, NEVER, CompileContext, Comparison, Condition, Device, Metric, Observation, RuleError,
                 compare, hookimpl, needs, require_positive)
-from ...server.rollups import DEVICE_SINCE
+from ...server.rollups import DEVICE_SINCE, SINCE_FIELDS, window_count_expression
 
 TOTAL_PATHS = {"OPENS": "stats.opens", "CLICKS": "stats.clicks", "CONVERSIONS": "stats.conversions"}
-SINCE_FIELDS = {"OPENS": "opensSince", "CLICKS": "clicksSince", "CONVERSIONS": "conversionsSince"}
 
 
 @strawberry.input(description="Compares the number of engagement events with a value, e.g. "
@@ -47,15 +46,6 @@ def _negate(query: dict) -> dict:
     return {"$nor": [query]}
 
 
-def _window_count_expr(since: str, first_day: int, today: int) -> dict:
-    """$expr: events on days first_day..today, as S(first_day) - S(today + 1)."""
-    def suffix(day: int) -> dict:
-        return {"$ifNull": [{"$max": {"$map": {
-            "input": {"$filter": {"input": "$stats.activity", "as": "b", "cond": {"$gte": ["$$b.day", day]}}},
-            "as": "b", "in": f"$$b.{since}"}}}, 0]}
-    return {"$subtract": [suffix(first_day), suffix(today + 1)]}
-
-
 def _at_least(k: int, since: str, first_day: int, today: int, events_after_today: bool) -> dict:
     if k <= 0:
         return ALWAYS
@@ -65,7 +55,7 @@ def _at_least(k: int, since: str, first_day: int, today: int, events_after_today
     nothing_later = {"$and": [{"stats.lastEngagedDay": {"$not": {"$gt": today}}}, recent]}
     some_later = {"$and": [
         {"stats.lastEngagedDay": {"$gt": today}},
-        {"$expr": {"$gte": [_window_count_expr(since, first_day, today), k]}}]}
+        {"$expr": {"$gte": [window_count_expression(since, first_day, today), k]}}]}
     return {"$or": [nothing_later, some_later]}
 
 
@@ -103,7 +93,7 @@ def observe_engagement(node, ctx: CompileContext) -> list[Observation]:
         total = {"$ifNull": [f"${path}", 0]}
         return [Observation(f"{label} in total", total, needs(node["comparison"], node["value"]))]
     since = DEVICE_SINCE[device] if device else SINCE_FIELDS[metric]
-    window = _window_count_expr(since, ctx.today - days + 1, ctx.today)
+    window = window_count_expression(since, ctx.today - days + 1, ctx.today)
     return [Observation(f"{label} on the last {days} days", window, needs(node["comparison"], node["value"]))]
 
 

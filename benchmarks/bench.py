@@ -7,11 +7,18 @@ For each size it prints:
   import ratio      `segmentql import` time / raw insert_many of the same documents
                     into the same server (collections with the same indexes)
   scan ratio        each seed segment's segmentPreview{count} over HTTP / one bare
-                    full scan of contacts with a trivial per-document $expr
-  GraphQL overhead  HTTP time minus direct driver time of the explained pipeline
-  concurrency       8 concurrent previews vs the same 8 one after another
-  index use         explain executionStats of a selective segment (HOT lead score)
-Machine noise affects both sides of each ratio alike; medians of --repeat runs.
+                    full scan of contacts with a trivial per-document $expr, the two
+                    timed alternately in the same rounds
+  GraphQL overhead  HTTP time minus direct driver time of the pipeline explainSegment
+                    returns, timed in alternating pairs (median of the differences)
+  concurrency       8 previews at once vs one after another, through the service and
+                    straight through the driver: equal speedups mean the service adds
+                    no serialisation of its own
+  index use         explain executionStats of selective segments
+  insight           cost of breakdown, explainMembership, snapshots and their diff,
+                    an A/B split, analytics and sizeHistory, each with its ratio to
+                    the same segment's count
+Machine noise affects both sides of each ratio alike; medians of --repeat rounds.
 """
 
 import argparse
@@ -29,14 +36,17 @@ from pathlib import Path
 
 import httpx
 from bson import json_util
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = json.loads((REPO / "schema" / "seed-segments.json").read_text())["segments"]
 AS_OF = "2026-11-28T12:00:00Z"
+DATABASE = "segmentql_bench"
 COUNT = "query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) { count } }"
 EXPLAIN = "query($r: RuleInput!, $a: DateTime) { explainSegment(rule: $r, asOf: $a) }"
 TRIVIAL_SCAN = [{"$match": {"$expr": {"$eq": [1, 1]}}}, {"$count": "n"}]
+SELECTIVE = {"hot_leads": {"leadScore": {"tier": "HOT"}},
+             "campaign_clickers": next(s["rule"] for s in SEEDS if s["name"] == "pricing_not_demo")}
 
 
 def cli(*args, env):
@@ -44,13 +54,10 @@ def cli(*args, env):
                           capture_output=True, text=True)
 
 
-def timed(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def free_port() -> int:
@@ -81,6 +88,142 @@ def raw_insert_seconds(uri: str, data: Path) -> float:
     return elapsed
 
 
+class Service:
+    """The running service: GraphQL over HTTP, and the explained pipelines through the driver."""
+
+    def __init__(self, url: str, key: str, uri: str):
+        self.url, self.key = url, key
+        self.http = httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=600)
+        self.mongo = MongoClient(uri)
+        self.contacts = self.mongo[DATABASE]["contacts"]
+
+    def graphql(self, query: str, **variables) -> dict:
+        body = self.http.post(self.url, json={"query": query, "variables": variables}).json()
+        if body.get("errors"):
+            raise RuntimeError(body["errors"])
+        return body["data"]
+
+    def pipeline(self, rule) -> list:
+        explained = self.graphql(EXPLAIN, r=rule, a=AS_OF)["explainSegment"]
+        return json_util.loads(json.dumps(explained["pipeline"]))
+
+    def close(self):
+        self.http.close()
+        self.mongo.close()
+
+
+def measure_scans(service: Service, repeat: int) -> dict:
+    """Per seed segment, `repeat` rounds of: trivial scan, HTTP count, driver run of its pipeline."""
+    segments = []
+    for seg in SEEDS:
+        pipeline = service.pipeline(seg["rule"])
+        service.graphql(COUNT, r=seg["rule"], a=AS_OF)  # warm
+        rounds = [(seconds(lambda: list(service.contacts.aggregate(TRIVIAL_SCAN))),
+                   seconds(lambda: service.graphql(COUNT, r=seg["rule"], a=AS_OF)),
+                   seconds(lambda: list(service.contacts.aggregate(pipeline)))) for _ in range(repeat)]
+        scan_s, http_s, driver_s = (statistics.median(r[i] for r in rounds) for i in range(3))
+        segments.append({"name": seg["name"], "http_ms": round(http_s * 1000, 1),
+                         "driver_ms": round(driver_s * 1000, 1), "trivial_scan_ms": round(scan_s * 1000, 1),
+                         "scan_ratio": round(http_s / scan_s, 2),
+                         "graphql_overhead_ms": round(statistics.median(h - d for _, h, d in rounds) * 1000, 1)})
+    ratios = [s["scan_ratio"] for s in segments]
+    overheads = [s["graphql_overhead_ms"] for s in segments]
+    fast = [s["graphql_overhead_ms"] for s in segments if s["driver_ms"] < 200]
+    return {"segments": segments, "worst_ratio": max(ratios), "median_ratio": round(statistics.median(ratios), 2),
+            "median_graphql_overhead_ms": round(statistics.median(overheads), 1),
+            "median_graphql_overhead_ms_fast_segments": round(statistics.median(fast), 1) if fast else None}
+
+
+def measure_concurrency(service: Service, uri: str, repeat: int) -> dict:
+    rules = [s["rule"] for s in SEEDS[:8]]
+    pipelines = [service.pipeline(r) for r in rules]
+
+    async def via_http(together: bool):
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {service.key}"}, timeout=600) as client:
+            calls = [lambda r=r: client.post(service.url, json={"query": COUNT, "variables": {"r": r, "a": AS_OF}})
+                     for r in rules]
+            await run(calls, together)
+
+    async def via_driver(together: bool):
+        client = AsyncMongoClient(uri)
+        coll = client[DATABASE]["contacts"]
+
+        async def one(p):
+            return await (await coll.aggregate(p)).to_list()
+        await run([lambda p=p: one(p) for p in pipelines], together)
+        await client.close()
+
+    async def run(calls, together):
+        if together:
+            await asyncio.gather(*(c() for c in calls))
+        else:
+            for c in calls:
+                await c()
+
+    times = {f"{way}_{mode}_s": statistics.median(
+        seconds(lambda: asyncio.run(fn(mode == "concurrent"))) for _ in range(max(1, repeat // 2)))
+        for way, fn in (("http", via_http), ("driver", via_driver)) for mode in ("sequential", "concurrent")}
+    http_speedup = times["http_sequential_s"] / times["http_concurrent_s"]
+    driver_speedup = times["driver_sequential_s"] / times["driver_concurrent_s"]
+    return {**{k: round(v, 2) for k, v in times.items()}, "http_speedup": round(http_speedup, 2),
+            "driver_speedup": round(driver_speedup, 2),
+            "service_vs_driver_speedup": round(http_speedup / driver_speedup, 2)}
+
+
+def measure_index_use(service: Service) -> dict:
+    found = {}
+    for name, rule in SELECTIVE.items():
+        stats = service.mongo[DATABASE].command("explain", {"aggregate": "contacts", "pipeline": service.pipeline(rule),
+                                                            "cursor": {}}, verbosity="executionStats")
+        execution = stats.get("executionStats") or (stats.get("stages") or [{}])[0].get("$cursor", {}).get(
+            "executionStats", {})
+        found[name] = {k: execution.get(k) for k in ("nReturned", "totalKeysExamined", "totalDocsExamined")}
+    return found
+
+
+SPLIT = '[{name: "A", weight: 1}, {name: "B", weight: 1}]'
+
+
+def measure_insight(service: Service, repeat: int) -> dict:
+    """Each insight operation on the engaged_or_high_value seed segment, with its ratio to that segment's count."""
+    rule = SEEDS[0]["rule"]
+    sid = service.graphql('mutation($r: RuleInput!) { createSegment(name: "bench", rule: $r) { id } }',
+                          r=rule)["createSegment"]["id"]
+    member = service.graphql("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) "
+                             "{ contacts(first: 1) { edges { node { id } } } } }", r=rule,
+                             a=AS_OF)["segmentPreview"]["contacts"]["edges"][0]["node"]["id"]
+    snapshot = "mutation($id: ID!, $l: String!) { snapshotSegment(id: $id, label: $l) { id size } }"
+    first, second = (service.graphql(snapshot, id=sid, l=f"diff {i}")["snapshotSegment"]["id"] for i in range(2))
+
+    def on_segment(fields: str):
+        return lambda: service.graphql(f"query($id: ID!, $a: DateTime) {{ segment(id: $id) {{ {fields} }} }}",
+                                       id=sid, a=AS_OF)
+
+    ops = {
+        "breakdown": lambda: service.graphql("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, "
+                                             "asOf: $a) { breakdown { count } } }", r=rule, a=AS_OF),
+        "explain_membership": lambda: service.graphql(
+            "query($c: ID!, $r: RuleInput!, $a: DateTime) { explainMembership(contactId: $c, rule: $r, asOf: $a) "
+            "{ member nodes { matched values { value } } } }", c=member, r=rule, a=AS_OF),
+        "snapshot_segment": lambda: service.graphql(snapshot, id=sid, l="bench"),
+        "snapshot_diff": lambda: service.graphql(
+            "query($a: ID!, $b: ID!) { snapshotDiff(a: $a, b: $b) { stayedCount entered { totalCount } } }",
+            a=first, b=second),
+        "size_history": lambda: service.graphql("query($id: ID!) { segment(id: $id) { sizeHistory { size } } }",
+                                                id=sid),
+        "split_2_variants": on_segment(f"split(seed: 1, asOf: $a, variants: {SPLIT}) {{ variants {{ count }} }}"),
+        "split_page_of_100": on_segment(f"split(seed: 1, asOf: $a, variants: {SPLIT}) "
+                                        "{ variants { contacts(first: 100) { edges { node { id } } } } }"),
+        "analytics_30d": on_segment("analytics(withinDays: 30, asOf: $a) { openRate clickRate }"),
+    }
+    count_s = statistics.median(seconds(lambda: service.graphql(COUNT, r=rule, a=AS_OF)) for _ in range(repeat))
+    report = {"segment": SEEDS[0]["name"], "count_ms": round(count_s * 1000, 1)}
+    for name, op in ops.items():
+        op_s = statistics.median(seconds(op) for _ in range(repeat))
+        report[name] = {"ms": round(op_s * 1000, 1), "vs_count": round(op_s / count_s, 2)}
+    return report
+
+
 def run_size(contacts: int, repeat: int, workdir: Path) -> dict:
     data = workdir / f"data-{contacts}"
     subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(data), "--contacts", str(contacts),
@@ -89,14 +232,12 @@ def run_size(contacts: int, repeat: int, workdir: Path) -> dict:
 
     server = EmbeddedServer(workdir / f"db-{contacts}")
     uri = server.start()
-    env = {**os.environ, "MONGODB_URI": uri, "SEGMENTQL_DATABASE": "segmentql_bench"}
+    env = {**os.environ, "MONGODB_URI": uri, "SEGMENTQL_DATABASE": DATABASE}
     report: dict = {"contacts": contacts}
-    serve = None
+    serve = service = None
     try:
         key = cli("workspace", "create", f"bench{contacts}", env=env).stdout.strip().splitlines()[-1]
-        start = time.perf_counter()
-        cli("import", "--quiet", "--workspace", f"bench{contacts}", str(data), env=env)
-        import_s = time.perf_counter() - start
+        import_s = seconds(lambda: cli("import", "--quiet", "--workspace", f"bench{contacts}", str(data), env=env))
         raw_s = raw_insert_seconds(uri, data)
         report["import"] = {"segmentql_s": round(import_s, 2), "raw_insert_many_s": round(raw_s, 2),
                             "ratio": round(import_s / raw_s, 2)}
@@ -104,57 +245,20 @@ def run_size(contacts: int, repeat: int, workdir: Path) -> dict:
         port = free_port()
         serve = subprocess.Popen([sys.executable, "-m", "segmentql.server.cli", "serve", "--port", str(port)],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}/graphql"
-        http = httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=600)
         for _ in range(100):
             try:
-                http.get(f"http://127.0.0.1:{port}/healthz")
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        mongo = MongoClient(uri)
-        contacts_coll = mongo["segmentql_bench"]["contacts"]
-        scan_s = timed(lambda: list(contacts_coll.aggregate(TRIVIAL_SCAN)), repeat)
-        segments = []
-        for seg in SEEDS:
-            body = {"query": COUNT, "variables": {"r": seg["rule"], "a": AS_OF}}
-            http.post(url, json=body)  # warm
-            http_s = timed(lambda: http.post(url, json=body).raise_for_status(), repeat)
-            explained = http.post(url, json={"query": EXPLAIN, "variables": {"r": seg["rule"], "a": AS_OF}}
-                                  ).json()["data"]["explainSegment"]
-            pipeline = json_util.loads(json.dumps(explained["pipeline"]))
-            direct_s = timed(lambda: list(contacts_coll.aggregate(pipeline)), repeat)
-            segments.append({"name": seg["name"], "http_ms": round(http_s * 1000, 1),
-                             "driver_ms": round(direct_s * 1000, 1), "scan_ratio": round(http_s / scan_s, 2),
-                             "graphql_overhead_ms": round((http_s - direct_s) * 1000, 1)})
-        ratios = [s["scan_ratio"] for s in segments]
-        overheads = [s["graphql_overhead_ms"] for s in segments]
-        report["scan"] = {"trivial_expr_scan_ms": round(scan_s * 1000, 1), "segments": segments,
-                          "worst_ratio": max(ratios), "median_ratio": round(statistics.median(ratios), 2),
-                          "median_graphql_overhead_ms": round(statistics.median(overheads), 1)}
-
-        bodies = [{"query": COUNT, "variables": {"r": s["rule"], "a": AS_OF}} for s in SEEDS[:8]]
-
-        async def concurrent():
-            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=600) as client:
-                await asyncio.gather(*(client.post(url, json=b) for b in bodies))
-
-        sequential_s = timed(lambda: [http.post(url, json=b) for b in bodies], max(1, repeat // 2))
-        concurrent_s = timed(lambda: asyncio.run(concurrent()), max(1, repeat // 2))
-        report["concurrency"] = {"sequential_8_s": round(sequential_s, 2), "concurrent_8_s": round(concurrent_s, 2),
-                                 "speedup": round(sequential_s / concurrent_s, 2)}
-
-        hot = {"leadScore": {"tier": "HOT"}}
-        explained = http.post(url, json={"query": EXPLAIN, "variables": {"r": hot, "a": AS_OF}}).json()
-        pipeline = json_util.loads(json.dumps(explained["data"]["explainSegment"]["pipeline"]))
-        stats = mongo["segmentql_bench"].command("explain", {"aggregate": "contacts", "pipeline": pipeline,
-                                                             "cursor": {}}, verbosity="executionStats")
-        execution = stats.get("executionStats") or (stats.get("stages") or [{}])[0].get("$cursor", {}).get(
-            "executionStats", {})
-        report["index_use_hot_leads"] = {k: execution.get(k) for k in
-                                         ("nReturned", "totalKeysExamined", "totalDocsExamined")}
-        mongo.close()
+        service = Service(f"http://127.0.0.1:{port}/graphql", key, uri)
+        report["scan"] = measure_scans(service, repeat)
+        report["concurrency"] = measure_concurrency(service, uri, repeat)
+        report["index_use"] = measure_index_use(service)
+        report["insight"] = measure_insight(service, repeat)
     finally:
+        if service is not None:
+            service.close()
         if serve is not None:
             serve.terminate()
             serve.wait(timeout=30)
@@ -169,19 +273,25 @@ def main():
     args = parser.parse_args()
     sizes = args.contacts or [10000]
     workdir = Path(tempfile.mkdtemp(prefix="segmentql-bench-"))
+    reports = []
     try:
-        reports = [run_size(n, args.repeat, workdir) for n in sizes]
+        for n in sizes:
+            reports.append(run_size(n, args.repeat, workdir))
+            print(json.dumps(reports[-1], indent=1), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    for report in reports:
-        print(json.dumps(report, indent=1))
     if len(reports) > 1:
         base = reports[0]
         print("scaling (time growth / size growth, <= 1 is linear or better):")
         for r in reports[1:]:
             growth = r["contacts"] / base["contacts"]
-            print(f"  {base['contacts']} -> {r['contacts']}: import {r['import']['segmentql_s'] / base['import']['segmentql_s'] / growth:.2f}, "
-                  f"median preview {statistics.median(s['http_ms'] for s in r['scan']['segments']) / statistics.median(s['http_ms'] for s in base['scan']['segments']) / growth:.2f}")
+
+            def median_preview(report):
+                return statistics.median(s["http_ms"] for s in report["scan"]["segments"])
+            print(f"  {base['contacts']} -> {r['contacts']}: "
+                  f"import {r['import']['segmentql_s'] / base['import']['segmentql_s'] / growth:.2f}, "
+                  f"median preview {median_preview(r) / median_preview(base) / growth:.2f}, "
+                  f"trivial scan {statistics.median(s['trivial_scan_ms'] for s in r['scan']['segments']) / statistics.median(s['trivial_scan_ms'] for s in base['scan']['segments']) / growth:.2f}")
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                         variants: Annotated[list[SplitVariantInput], _arg("The variants and their weights.")],
                         seed: Annotated[SplitSeed, _arg("Any string or integer; keep it to keep the split.")],
                         as_of: AsOf = None) -> SegmentSplit:
-            return await split_segment(info, await self._compiled(info, as_of), self.doc["id"], variants, seed)
+            return split_segment(await self._compiled(info, as_of), self.doc["id"], variants, seed)
 
         @strawberry.field(description="How the members engaged on the last `withinDays` days: opens, clicks, "
                                        "conversions and their rates, from the engagement rollups.")

@@ -2,6 +2,7 @@
 A/B splits and engagement analytics. Resolvers call
 ``segmentql.server.snapshots`` / ``splits`` / ``analytics``."""
 
+import asyncio
 import datetime as dt
 import enum
 from typing import NewType, Optional
@@ -117,19 +118,37 @@ class SplitVariantInput:
     weight: float = strawberry.field(description="Its relative share (above 0), e.g. 50 and 50, or 0.9 and 0.1.")
 
 
+class _Split:
+    """One split of one request: the variants' counts are computed once, and
+    only when a variant's ``count`` is asked for (paging needs no counts)."""
+
+    def __init__(self, compiled: CompiledRule, splitter: splits.Splitter):
+        self.compiled, self.splitter = compiled, splitter
+        self._counts: asyncio.Future | None = None
+
+    async def counts(self, info: Info) -> list[int]:
+        if self._counts is None:
+            self._counts = asyncio.ensure_future(
+                splits.variant_counts(request_context(info).db, self.compiled, self.splitter))
+        return await self._counts
+
+
 @strawberry.type(description="One variant of a split and the members assigned to it.")
 class SplitVariant:
-    compiled: strawberry.Private[CompiledRule]
-    splitter: strawberry.Private[splits.Splitter]
+    split: strawberry.Private[_Split]
     index: strawberry.Private[int]
     name: str = strawberry.field(description="The variant's name.")
     weight: float = strawberry.field(description="Its weight as given.")
     share: float = strawberry.field(description="Its weight divided by the sum of the weights.")
-    count: int = strawberry.field(description="How many members it has.")
+
+    @strawberry.field(description="How many members it has.")
+    async def count(self, info: Info) -> int:
+        return (await self.split.counts(info))[self.index]
 
     @strawberry.field(description="Its members, in id order.")
     async def contacts(self, info: Info, first: First = 20, after: After = None) -> ContactConnection:
-        page = await splits.variant_members(request_context(info).db, self.compiled, self.splitter, self.index,
+        split = self.split
+        page = await splits.variant_members(request_context(info).db, split.compiled, split.splitter, self.index,
                                             page_size(info, first), after, wants_stats(info))
         return contact_connection(page)
 
@@ -142,15 +161,14 @@ class SegmentSplit:
     variants: list[SplitVariant] = strawberry.field(description="The variants, in the order given.")
 
 
-async def split_segment(info: Info, compiled: CompiledRule, segment_id: str, variants: list[SplitVariantInput],
-                        seed: str) -> SegmentSplit:
+def split_segment(compiled: CompiledRule, segment_id: str, variants: list[SplitVariantInput], seed: str
+                  ) -> SegmentSplit:
     given = [splits.Variant(v.name, v.weight) for v in variants]
-    splitter = splits.Splitter(segment_id, seed, given)
-    counts = await splits.variant_counts(request_context(info).db, compiled, splitter)
+    split = _Split(compiled, splits.Splitter(segment_id, seed, given))
     total = sum(v.weight for v in given)
     return SegmentSplit(seed=seed, variants=[
-        SplitVariant(compiled=compiled, splitter=splitter, index=i, name=v.name, weight=v.weight,
-                     share=v.weight / total, count=counts[i]) for i, v in enumerate(given)])
+        SplitVariant(split=split, index=i, name=v.name, weight=v.weight, share=v.weight / total)
+        for i, v in enumerate(given)])
 
 
 def _rate(part: int, whole: int) -> Optional[float]:

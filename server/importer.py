@@ -139,11 +139,9 @@ async def import_directory(db: Database, workspace_id: str, directory: Path, bat
         report.counts[name.split(".")[0]] = await _import_file(
             db, workspace_id, directory / name, ingest_batch, batch_size, totals[name], progress, report.problems,
             due)
-    contact_ids = list(due)
-    for start in range(0, len(contact_ids), ingest.ROLLUP_CHUNK):
-        await ingest.refresh_rollups(db, workspace_id, contact_ids[start:start + ingest.ROLLUP_CHUNK])
-        progress.update("rollups", min(start + ingest.ROLLUP_CHUNK, len(contact_ids)), len(contact_ids),
-                        final=start + ingest.ROLLUP_CHUNK >= len(contact_ids))
+    await ingest.refresh_rollups(db, workspace_id, list(due), bulk=True,
+                                 on_progress=lambda done, total: progress.update("rollups", done, total,
+                                                                                final=done == total))
     return report
 
 

@@ -11,6 +11,7 @@ skipped, the rest of the batch is kept.
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -159,7 +160,8 @@ async def upsert_contacts(db: Database, workspace_id: str, items: list) -> Inges
     result = IngestResult()
     fields = await db.custom_fields(workspace_id)
     ids = {i for i in (_item_id(item) for item in items) if i}
-    stored = await db.contacts_by_id(workspace_id, ids, {"_id": 0, "stats.campaigns": 0, "stats.activity": 0})
+    stored = await db.contacts_by_id(workspace_id, ids, {"_id": 0, "stats.campaigns": 0, "stats.activity": 0},
+                                     dense=len(ids) > 100)  # a bulk upsert: an import, a sync from an ESP
     state = {cid: {k: doc.get(k) for k in CONTACT_FIELDS} for cid, doc in stored.items()}
     changed: dict[str, dict] = {}
     for index, item in enumerate(items):
@@ -317,12 +319,18 @@ async def store_events(db: Database, workspace_id: str, items: list) -> tuple[In
 
 # -- rollups ----------------------------------------------------------------
 
-async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str]) -> int:
-    """Recompute ``stats`` of these contacts from their raw events; returns how many."""
+async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str], bulk: bool = False,
+                          on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Recompute ``stats`` of these contacts from their raw events; returns how
+    many. ``bulk`` (import, rebuild): the ids are many and most of the
+    workspace's, so they are read in id order by index ranges. ``on_progress``
+    is called with (done, total) after each chunk."""
+    if bulk:
+        contact_ids = sorted(contact_ids)
     for start in range(0, len(contact_ids), ROLLUP_CHUNK):
         chunk = contact_ids[start:start + ROLLUP_CHUNK]
-        contacts = await db.contacts_by_id(workspace_id, chunk, {"_id": 0, "id": 1, "timezone": 1})
-        events = await db.events_of_contacts(workspace_id, list(contacts))
+        contacts = await db.contacts_by_id(workspace_id, chunk, {"_id": 0, "id": 1, "timezone": 1}, dense=bulk)
+        events = await db.events_of_contacts(workspace_id, list(contacts), dense=bulk)
         campaign_ids = {e["campaign_id"] for evs in events.values() for e in evs if "campaign_id" in e}
         campaigns = await db.campaigns_by(workspace_id, "id", campaign_ids)
         updates = [(cid, contact.get("timezone"), compute_stats(events[cid], contact.get("timezone"), campaigns))
@@ -331,8 +339,10 @@ async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str
         engaged_days = [stats["lastEngagedDay"] for _, _, stats in updates if stats["lastEngagedDay"] is not None]
         if engaged_days:  # also records the marker for data stored before it existed
             await db.note_event_day(workspace_id, max(engaged_days))
+        if on_progress is not None:
+            on_progress(start + len(chunk), len(contact_ids))
     return len(contact_ids)
 
 
 async def rebuild_all_rollups(db: Database, workspace_id: str) -> int:
-    return await refresh_rollups(db, workspace_id, await db.all_contact_ids(workspace_id))
+    return await refresh_rollups(db, workspace_id, await db.all_contact_ids(workspace_id), bulk=True)

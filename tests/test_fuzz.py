@@ -17,6 +17,8 @@ SCALARS = {
         nodes.String),
     "JSON": st.one_of(st.integers(-5, 5).map(nodes.Int), st.text(max_size=8).map(nodes.String),
                       st.just(graphql.NullValueNode()), st.booleans().map(nodes.Boolean)),
+    "SplitSeed": st.one_of(st.integers(-5, 5).map(nodes.Int), st.text(max_size=8).map(nodes.String),
+                           st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float)),
 }
 KNOWN_CODES = {"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "INVALID_RULE", "NOT_FOUND", "CONFLICT", "TIMEOUT"}
 

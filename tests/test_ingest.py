@@ -149,3 +149,18 @@ def test_delete_contacts_removes_contact_and_events(gql):
 
 def test_contact_lookup_of_unknown_id_is_null(gql):
     assert gql.run(CONTACT, id="nobody")["contact"] is None
+
+
+def test_dense_reads_fall_back_for_scattered_ids_and_find_the_same(gql):
+    """Bulk paths read ids as one index range when they are consecutive, and
+    fall back to $in chunks when the range holds many others: same answer."""
+    ids = [f"c{i:03}" for i in range(120)]
+    gql.run(CONTACTS, c=[{"id": i, "email": f"{i}@example.com"} for i in ids])
+    gql.run(EVENTS, e=[{"id": f"e{i}", "contactId": i, "type": "OPEN", "at": "2026-11-02T01:00:00Z"} for i in ids])
+    for wanted in (ids[10:40], ids[::7], [*ids[:12], "nobody"]):
+        dense = gql.call(gql.db.contacts_by_id, gql.workspace_id, wanted, {"id": 1}, True)
+        spread = gql.call(gql.db.contacts_by_id, gql.workspace_id, wanted, {"id": 1}, False)
+        assert sorted(dense) == sorted(spread) == sorted(set(wanted) - {"nobody"})
+        events = gql.call(gql.db.events_of_contacts, gql.workspace_id, wanted, True)
+        assert {cid: [e["id"] for e in evs] for cid, evs in events.items()} == {
+            cid: ([] if cid == "nobody" else [f"e{cid}"]) for cid in wanted}

@@ -90,9 +90,17 @@ def compile_campaign(node, ctx: CompileContext) -> dict:
         summary["opens"] = {"$gt": 0} if node["opened"] else 0
     if node.get("clicked") is not None:
         summary["clicks"] = {"$gt": 0} if node["clicked"] else 0
+    elif node.get("clickedUrlContains") is not None:
+        # Implied (a clicked url comes from a click), and it leaves the
+        # per-document url test below to the few contacts who clicked.
+        summary["clicks"] = {"$gt": 0}
     if node.get("daysSinceSent") is not None:
         summary["sentAt"] = _sent_at_bounds(node["daysSinceSent"]["comparison"], node["daysSinceSent"]["value"], ctx)
     query = {"stats.campaigns": {"$elemMatch": summary}}
+    if key != "latest":
+        # Implied by the $elemMatch, and a plain predicate on an indexed field:
+        # the compiler can lead with it, so only the campaign's contacts are read.
+        query = {f"stats.campaigns.{key}": value, **query}
     url_tests = []
     if node.get("clickedUrlContains") is not None:
         url_tests.append(_clicked_url_containing(node["clickedUrlContains"]))
@@ -102,9 +110,9 @@ def compile_campaign(node, ctx: CompileContext) -> dict:
         return query
     # The selector picks at most one summary, so testing the urls of the
     # selected one after the $elemMatch is the same as testing them inside it.
+    selected = {"$filter": {"input": "$stats.campaigns", "as": "c", "cond": {"$eq": [f"$$c.{key}", literal(value)]}}}
     return {"$and": [query, {"$expr": {"$anyElementTrue": [{"$map": {
-        "input": "$stats.campaigns", "as": "c",
-        "in": {"$and": [{"$eq": [f"$$c.{key}", literal(value)]}, *url_tests]}}}]}}]}
+        "input": selected, "as": "c", "in": {"$and": url_tests}}}]}}]}
 
 
 SUMMARY_FIELDS = ("id", "name", "sentAt", "received", "opens", "clicks", "urls")

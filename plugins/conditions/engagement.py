@@ -49,7 +49,10 @@ def _negate(query: dict) -> dict:
 def _at_least(k: int, since: str, first_day: int, today: int, events_after_today: bool) -> dict:
     if k <= 0:
         return ALWAYS
-    recent = {"stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, since: {"$gte": k}}}}
+    # lastEngagedDay first: a plain scalar test that spares the bucket array of
+    # every contact not engaged since first_day (implied by the $elemMatch).
+    recent = {"stats.lastEngagedDay": {"$gte": first_day},
+              "stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, since: {"$gte": k}}}}
     if not events_after_today:
         return recent
     nothing_later = {"$and": [{"stats.lastEngagedDay": {"$not": {"$gt": today}}}, recent]}

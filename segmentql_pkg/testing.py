@@ -30,7 +30,7 @@ import pytest
 _workspaces = itertools.count()
 AS_OF = "2026-11-28T12:00:00Z"
 PREVIEW = """query($rule: RuleInput!, $asOf: DateTime, $after: String) {
-  segmentPreview(rule: $rule, asOf: $asOf) {
+  segmentPreview(rule: $rule, asOf: $asOf) { count
     contacts(first: 1000, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } } }"""
 
 
@@ -40,9 +40,14 @@ class SegmentqlHarness:
     def __init__(self, http, key: str, workspace_id: str):
         self.http, self.key, self.workspace_id = http, key, workspace_id
 
-    def post(self, query: str, variables: dict | None = None) -> dict:
+    def request(self, query: str, variables: dict | None = None, headers: dict | None = None):
+        """The HTTP response to a GraphQL request with this workspace's key."""
         return self.http.post("/graphql", json={"query": query, "variables": variables or {}},
-                              headers={"Authorization": f"Bearer {self.key}"}).json()
+                              headers={"Authorization": f"Bearer {self.key}", **(headers or {})})
+
+    def post(self, query: str, variables: dict | None = None) -> dict:
+        """The JSON body of the response: ``data`` and/or ``errors``."""
+        return self.request(query, variables).json()
 
     def graphql(self, query: str, **variables) -> dict:
         """The data of a query that must succeed (an AssertionError shows the errors)."""
@@ -56,12 +61,14 @@ class SegmentqlHarness:
         return body["errors"]
 
     def members(self, rule: dict, as_of: str | None = AS_OF) -> list[str]:
-        """Ids of the contacts the rule selects, in id order."""
+        """Ids of the contacts the rule selects, in id order (checked against its count)."""
         ids, after = [], None
         while True:
-            page = self.graphql(PREVIEW, rule=rule, asOf=as_of, after=after)["segmentPreview"]["contacts"]
+            preview = self.graphql(PREVIEW, rule=rule, asOf=as_of, after=after)["segmentPreview"]
+            page = preview["contacts"]
             ids += [edge["node"]["id"] for edge in page["edges"]]
             if not page["pageInfo"]["hasNextPage"]:
+                assert preview["count"] == len(ids), f"count {preview['count']} but {len(ids)} members"
                 return ids
             after = page["pageInfo"]["endCursor"]
 

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from segmentql.server.embedded import EmbeddedServer
 from segmentql.server.importer import Progress, import_directory
 from segmentql.server.registry import load_registry
 from segmentql.server.settings import Settings
+from segmentql.testing import SegmentqlHarness
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -58,31 +58,18 @@ def http(embedded_uri, settings, registry):
         yield client
 
 
-@dataclass
-class GraphQLClient:
-    http: TestClient
-    key: str
-    workspace_id: str
+class GraphQLClient(SegmentqlHarness):
+    """The plugin authors' harness (one workspace, GraphQL over HTTP) with what
+    segmentql's own tests need besides: custom field declarations and direct
+    calls into the app's database."""
 
-    def post(self, query: str, variables: dict | None = None, headers: dict | None = None):
-        return self.http.post("/graphql", json={"query": query, "variables": variables or {}},
-                              headers={"Authorization": f"Bearer {self.key}", **(headers or {})})
-
-    def run(self, query: str, **variables) -> dict:
-        """The data of a query that must succeed."""
-        body = self.post(query, variables).json()
-        assert not body.get("errors"), body["errors"]
-        return body["data"]
-
-    def errors(self, query: str, **variables) -> list[dict]:
-        body = self.post(query, variables).json()
-        assert body.get("errors"), f"expected errors, got {body}"
-        return body["errors"]
+    def __repr__(self) -> str:
+        return f"GraphQLClient(workspace_id={self.workspace_id!r})"
 
     def define_fields(self, fields: dict[str, str]) -> None:
         """Declare custom fields: key -> CustomFieldType name."""
         for key, kind in fields.items():
-            self.run("mutation($k: String!, $t: CustomFieldType!) { defineCustomField(key: $k, type: $t) { key } }",
+            self.graphql("mutation($k: String!, $t: CustomFieldType!) { defineCustomField(key: $k, type: $t) { key } }",
                      k=key, t=kind)
 
     def call(self, fn, *args):
@@ -92,6 +79,18 @@ class GraphQLClient:
     @property
     def db(self):
         return self.http.app.state.segmentql.db
+
+
+def segmentql(*args, env=None, timeout=600, **kw) -> subprocess.CompletedProcess:
+    """Run the ``segmentql`` command line in a child process."""
+    return subprocess.run([sys.executable, "-m", "segmentql.server.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="session")
+def cli_env(embedded_uri, settings):
+    """Environment for command-line runs against the session's database."""
+    return {**os.environ, "MONGODB_URI": embedded_uri, "SEGMENTQL_DATABASE": settings.database}
 
 
 def new_workspace(http: TestClient) -> GraphQLClient:

@@ -38,44 +38,44 @@ def test_keys_are_stored_hashed(gql):
 
 def test_workspaces_are_isolated(http):
     a, b = new_workspace(http), new_workspace(http)
-    a.run(CONTACTS, c=[{"id": "same-id", "email": "a@example.com"}])
-    assert b.run(CONTACT, id="same-id")["contact"] is None
-    b.run(CONTACTS, c=[{"id": "same-id", "email": "b@example.com"}])
-    assert a.run(CONTACT, id="same-id")["contact"]["email"] == "a@example.com"
-    assert b.run(CONTACT, id="same-id")["contact"]["email"] == "b@example.com"
+    a.graphql(CONTACTS, c=[{"id": "same-id", "email": "a@example.com"}])
+    assert b.graphql(CONTACT, id="same-id")["contact"] is None
+    b.graphql(CONTACTS, c=[{"id": "same-id", "email": "b@example.com"}])
+    assert a.graphql(CONTACT, id="same-id")["contact"]["email"] == "a@example.com"
+    assert b.graphql(CONTACT, id="same-id")["contact"]["email"] == "b@example.com"
     rule = {"tags": {"excludes": ["nothing"]}}
     count = "query($r: RuleInput!) { segmentPreview(rule: $r) { count } }"
-    assert a.run(count, r=rule)["segmentPreview"]["count"] == 1
-    assert b.run(count, r=rule)["segmentPreview"]["count"] == 1
+    assert a.graphql(count, r=rule)["segmentPreview"]["count"] == 1
+    assert b.graphql(count, r=rule)["segmentPreview"]["count"] == 1
 
 
 def test_saved_segments_are_isolated(http):
     a, b = new_workspace(http), new_workspace(http)
-    created = a.run('mutation { createSegment(name: "mine", rule: {leadScore: {tier: HOT}}) { id } }')
+    created = a.graphql('mutation { createSegment(name: "mine", rule: {leadScore: {tier: HOT}}) { id } }')
     sid = created["createSegment"]["id"]
-    assert b.run("query($id: ID!) { segment(id: $id) { id } }", id=sid)["segment"] is None
+    assert b.graphql("query($id: ID!) { segment(id: $id) { id } }", id=sid)["segment"] is None
     errors = b.errors('mutation($id: ID!) { updateSegment(id: $id, name: "stolen") { id } }', id=sid)
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
-    assert b.run("mutation($id: ID!) { deleteSegment(id: $id) }", id=sid)["deleteSegment"] is False
-    assert a.run("query($id: ID!) { segment(id: $id) { name } }", id=sid)["segment"]["name"] == "mine"
-    assert b.run("{ segments { edges { node { id } } } }")["segments"]["edges"] == []
+    assert b.graphql("mutation($id: ID!) { deleteSegment(id: $id) }", id=sid)["deleteSegment"] is False
+    assert a.graphql("query($id: ID!) { segment(id: $id) { name } }", id=sid)["segment"]["name"] == "mine"
+    assert b.graphql("{ segments { edges { node { id } } } }")["segments"]["edges"] == []
 
 
 def test_mutations_cannot_reach_another_workspace(http):
     a, b = new_workspace(http), new_workspace(http)
-    a.run(CONTACTS, c=[{"id": "mine", "email": "a@example.com"}])
-    a.run('mutation { upsertCampaigns(campaigns: [{id: "k", name: "A only", sentAt: "2026-11-01T00:00:00Z"}]) '
+    a.graphql(CONTACTS, c=[{"id": "mine", "email": "a@example.com"}])
+    a.graphql('mutation { upsertCampaigns(campaigns: [{id: "k", name: "A only", sentAt: "2026-11-01T00:00:00Z"}]) '
           '{ accepted } }')
-    events = b.run('mutation { recordEvents(events: [{id: "e", contactId: "mine", type: OPEN, '
+    events = b.graphql('mutation { recordEvents(events: [{id: "e", contactId: "mine", type: OPEN, '
                    'at: "2026-11-02T00:00:00Z"}]) { accepted errors { message } } }')["recordEvents"]
     assert events["accepted"] == 0 and "unknown contact 'mine'" in events["errors"][0]["message"]
-    deleted = b.run('mutation { deleteContacts(ids: ["mine"]) { accepted unchanged } }')["deleteContacts"]
+    deleted = b.graphql('mutation { deleteContacts(ids: ["mine"]) { accepted unchanged } }')["deleteContacts"]
     assert deleted == {"accepted": 0, "unchanged": 1}
-    b.run(CONTACTS, c=[{"id": "theirs", "email": "b@example.com"}])
-    campaign_event = b.run('mutation { recordEvents(events: [{id: "e2", contactId: "theirs", type: SENT, '
+    b.graphql(CONTACTS, c=[{"id": "theirs", "email": "b@example.com"}])
+    campaign_event = b.graphql('mutation { recordEvents(events: [{id: "e2", contactId: "theirs", type: SENT, '
                            'at: "2026-11-02T00:00:00Z", campaignId: "k"}]) { errors { message } } }')
     assert "unknown campaign 'k'" in campaign_event["recordEvents"]["errors"][0]["message"]
     explain = b.errors('{ explainMembership(contactId: "mine", rule: {leadScore: {min: 0}}) { member } }')
     assert explain[0]["extensions"]["code"] == "NOT_FOUND"
-    assert a.run(CONTACT, id="mine")["contact"] == {"id": "mine", "email": "a@example.com"}
-    assert a.run('{ contact(id: "mine") { stats { events } } }')["contact"]["stats"]["events"] == 0
+    assert a.graphql(CONTACT, id="mine")["contact"] == {"id": "mine", "email": "a@example.com"}
+    assert a.graphql('{ contact(id: "mine") { stats { events } } }')["contact"]["stats"]["events"] == 0

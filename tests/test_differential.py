@@ -211,7 +211,7 @@ def _subrules(rule):
 @given(rule=RULES, as_of=st.sampled_from(AS_OFS))
 def test_breakdown_counts_match_reference(seed, reference, rule, as_of):
     moment = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-    breakdown = seed.run("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) "
+    breakdown = seed.graphql("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) "
                          "{ breakdown { count } } }", r=rule, a=as_of)["segmentPreview"]["breakdown"]
     assert [n["count"] for n in breakdown] == [len(reference.members(r, moment)) for r in _subrules(rule)], rule
 
@@ -229,7 +229,7 @@ def test_explain_membership_matches_reference_node_by_node(seed, reference, rule
     contacts = sorted(reference.contacts)
     contact = reference.contacts[contacts[pick % len(contacts)]]
     rule = {"all": [rule, {"engagement": engaged}]}
-    explained = seed.run(EXPLAIN, c=contact["id"], r=rule, a=as_of)["explainMembership"]
+    explained = seed.graphql(EXPLAIN, c=contact["id"], r=rule, a=as_of)["explainMembership"]
     expected = [reference.matches(r, contact, moment.date()) for r in _subrules(rule)]
     assert [n["matched"] for n in explained["nodes"]] == expected, rule
     assert explained["member"] is expected[0]

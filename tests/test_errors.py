@@ -20,7 +20,7 @@ def test_a_query_over_the_time_limit_is_a_timeout_and_the_service_lives_on(embed
         errors = client.errors("query($r: RuleInput!) { segmentPreview(rule: $r) { count } }", r=HEAVY)
         assert errors[0]["extensions"]["code"] == "TIMEOUT"
         assert "time limit" in errors[0]["message"] and "MaxTimeMS" not in errors[0]["message"]
-        assert client.run("{ contact(id: \"c0000001\") { id } }") == {"contact": {"id": "c0000001"}}
+        assert client.graphql("{ contact(id: \"c0000001\") { id } }") == {"contact": {"id": "c0000001"}}
 
 
 def test_graphql_validation_errors_have_a_code(gql):

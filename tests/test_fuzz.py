@@ -26,7 +26,7 @@ KNOWN_CODES = {"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "INVALID_RULE", "N
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(document=from_schema(SDL, custom_scalars=SCALARS))
 def test_fuzzed_requests_never_crash_or_leak(gql, document):
-    response = gql.post(document)
+    response = gql.request(document)
     assert response.status_code < 500, response.text
     for error in response.json().get("errors") or []:
         assert error["extensions"]["code"] in KNOWN_CODES, error
@@ -34,14 +34,14 @@ def test_fuzzed_requests_never_crash_or_leak(gql, document):
 
 
 def test_record_events_retried_after_an_interrupted_batch_counts_once(gql):
-    gql.run('mutation { upsertContacts(contacts: [{id: "c1", email: "a@example.com"}]) { accepted } }')
+    gql.graphql('mutation { upsertContacts(contacts: [{id: "c1", email: "a@example.com"}]) { accepted } }')
     events = [{"id": f"e{i}", "contactId": "c1", "type": "OPEN", "at": f"2026-11-0{i + 1}T10:00:00Z"}
               for i in range(3)]
     # The first attempt stored the raw events and died before its rollups were written.
     gql.call(ingest.store_events, gql.db, gql.workspace_id, events)
-    retry = gql.run('mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted unchanged } }', e=events)
+    retry = gql.graphql('mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted unchanged } }', e=events)
     assert retry["recordEvents"] == {"accepted": 0, "unchanged": 3}
-    again = gql.run('mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted unchanged } }', e=events)
+    again = gql.graphql('mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted unchanged } }', e=events)
     assert again["recordEvents"] == {"accepted": 0, "unchanged": 3}
-    stats = gql.run('{ contact(id: "c1") { stats { events opens } } }')["contact"]["stats"]
+    stats = gql.graphql('{ contact(id: "c1") { stats { events opens } } }')["contact"]["stats"]
     assert stats == {"events": 3, "opens": 3}

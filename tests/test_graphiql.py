@@ -62,7 +62,7 @@ def test_segment_preview_runs_through_the_ui_offline(http, served, tmp_path):
     from playwright.sync_api import sync_playwright
 
     client = new_workspace(http)
-    client.run("""mutation { upsertContacts(contacts: [
+    client.graphql("""mutation { upsertContacts(contacts: [
         {id: "c1", email: "one@example.com", leadScore: 90}, {id: "c2", email: "two@example.com", leadScore: 10},
         {id: "c3", email: "three@example.com", leadScore: 85}]) { accepted } }""")
     query = "query Hot($rule: RuleInput!) { segmentPreview(rule: $rule, asOf: \"%s\") { count } }" % SEED_AS_OF

@@ -13,7 +13,7 @@ def post_raw(http, key, content: bytes, content_type="application/json"):
 def test_query_depth_is_limited(gql):
     nested = "{ segments { edges { node { id } } } }"
     deep = "{ segments { edges { node { " + "contacts { edges { node { " * 4 + "id" + " } } }" * 4 + " } } } }"
-    assert gql.run(nested) == {"segments": {"edges": []}}
+    assert gql.graphql(nested) == {"segments": {"edges": []}}
     errors = gql.errors(deep)
     assert errors[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" and "depth" in errors[0]["message"]
 
@@ -56,14 +56,14 @@ def test_mutations_are_never_run_via_get(gql):
 
 
 def test_operator_shaped_values_are_data(gql):
-    gql.run('mutation { defineCustomField(key: "plan", type: TEXT) { key } }')
-    gql.run('mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted } }',
+    gql.graphql('mutation { defineCustomField(key: "plan", type: TEXT) { key } }')
+    gql.graphql('mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted } }',
             c=[{"id": "x", "email": "x@example.com", "tags": ["$where", '{"$gt": 1}'],
                 "customFields": {"plan": "$ne"}}])
     count = "query($r: RuleInput!) { segmentPreview(rule: $r) { count } }"
-    assert gql.run(count, r={"tags": {"includesAny": ["$where"]}})["segmentPreview"]["count"] == 1
-    assert gql.run(count, r={"customField": {"field": "plan", "equals": "$ne"}})["segmentPreview"]["count"] == 1
-    assert gql.run(count, r={"country": {"in": ["$exists"]}})["segmentPreview"]["count"] == 0
+    assert gql.graphql(count, r={"tags": {"includesAny": ["$where"]}})["segmentPreview"]["count"] == 1
+    assert gql.graphql(count, r={"customField": {"field": "plan", "equals": "$ne"}})["segmentPreview"]["count"] == 1
+    assert gql.graphql(count, r={"country": {"in": ["$exists"]}})["segmentPreview"]["count"] == 0
     errors = gql.errors(count, r={"customField": {"field": "plan", "equals": {"$gt": ""}}})
     assert errors[0]["extensions"]["code"] == "INVALID_RULE"
 
@@ -72,4 +72,4 @@ def test_operator_shaped_values_are_data(gql):
 def test_contains_text_is_literal(seed, text):
     rule = {"campaign": {"latest": True, "clickedUrlContains": text}}
     count = "query($r: RuleInput!) { segmentPreview(rule: $r, asOf: \"2026-11-28T12:00:00Z\") { count } }"
-    assert seed.run(count, r=rule)["segmentPreview"]["count"] == 0
+    assert seed.graphql(count, r=rule)["segmentPreview"]["count"] == 0

@@ -12,17 +12,7 @@ import pytest
 
 from segmentql.server.rollups import compute_stats
 
-from .conftest import SHARED, unique
-
-
-def segmentql(*args, env=None, timeout=600, **kw):
-    return subprocess.run([sys.executable, "-m", "segmentql.server.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, **kw)
-
-
-@pytest.fixture(scope="module")
-def cli_env(embedded_uri, settings):
-    return {**os.environ, "MONGODB_URI": embedded_uri, "SEGMENTQL_DATABASE": settings.database}
+from .conftest import SHARED, segmentql, unique
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ CONTACT = """query($id: ID!) { contact(id: $id) { id email country timezone tags
 
 
 def test_define_custom_field_is_idempotent_and_refuses_type_change(gql):
-    assert gql.run(FIELD, k="ltv", t="NUMBER")["defineCustomField"]["created"] is True
-    assert gql.run(FIELD, k="ltv", t="NUMBER")["defineCustomField"]["created"] is False
+    assert gql.graphql(FIELD, k="ltv", t="NUMBER")["defineCustomField"]["created"] is True
+    assert gql.graphql(FIELD, k="ltv", t="NUMBER")["defineCustomField"]["created"] is False
     errors = gql.errors(FIELD, k="ltv", t="TEXT")
     assert errors[0]["extensions"]["code"] == "CONFLICT" and "NUMBER" in errors[0]["message"]
 
@@ -28,8 +28,8 @@ def test_custom_field_keys_are_checked(gql):
 def test_contact_values_are_coerced_and_validated(gql):
     for key, kind in (("ltv", "NUMBER"), ("plan", "TEXT"), ("bounced", "BOOLEAN"), ("signup", "DATE"),
                       ("interests", "MULTI_SELECT")):
-        gql.run(FIELD, k=key, t=kind)
-    result = gql.run(CONTACTS, c=[
+        gql.graphql(FIELD, k=key, t=kind)
+    result = gql.graphql(CONTACTS, c=[
         {"id": "c1", "email": "one@example.com", "country": "us", "timezone": "America/Denver",
          "tags": ["vip"], "leadScore": 80,
          "customFields": {"ltv": "1200.5", "plan": "pro", "bounced": False, "signup": "2024-02-29",
@@ -47,27 +47,27 @@ def test_contact_values_are_coerced_and_validated(gql):
     assert "c2" in problems["c2"] and "ltv" in problems["c2"] and "number" in problems["c2"]
     assert "unknown" in problems["c3"] and "not declared" in problems["c3"]
     assert "Mars/Olympus" in problems["c4"]
-    contact = gql.run(CONTACT, id="c1")["contact"]
+    contact = gql.graphql(CONTACT, id="c1")["contact"]
     assert contact["country"] == "US"
     assert contact["customFields"] == {"ltv": 1200.5, "plan": "pro", "bounced": False,
                                        "signup": "2024-02-29T00:00:00Z", "interests": ["sms", "automation"]}
 
 
 def test_upsert_keeps_omitted_fields_and_null_unsets(gql):
-    gql.run(FIELD, k="plan", t="TEXT")
-    gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": "DE", "tags": ["x"],
+    gql.graphql(FIELD, k="plan", t="TEXT")
+    gql.graphql(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": "DE", "tags": ["x"],
                           "customFields": {"plan": "pro"}}])
-    again = gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": "DE"}])["upsertContacts"]
+    again = gql.graphql(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": "DE"}])["upsertContacts"]
     assert again == {"accepted": 0, "unchanged": 1, "errors": []}
-    gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": None, "customFields": {"plan": None}}])
-    contact = gql.run(CONTACT, id="c1")["contact"]
+    gql.graphql(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "country": None, "customFields": {"plan": None}}])
+    contact = gql.graphql(CONTACT, id="c1")["contact"]
     assert contact["country"] is None and contact["tags"] == ["x"] and contact["customFields"] == {}
 
 
 def _setup(gql):
-    gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "timezone": "Asia/Tokyo"},
+    gql.graphql(CONTACTS, c=[{"id": "c1", "email": "a@example.com", "timezone": "Asia/Tokyo"},
                          {"id": "c2", "email": "b@example.com"}])
-    gql.run(CAMPAIGNS, c=[{"id": "k1", "name": "Launch", "sentAt": "2026-11-01T10:00:00Z"},
+    gql.graphql(CAMPAIGNS, c=[{"id": "k1", "name": "Launch", "sentAt": "2026-11-01T10:00:00Z"},
                           {"id": "k2", "name": "Digest", "sentAt": "2026-11-20T10:00:00Z"}])
 
 
@@ -78,13 +78,13 @@ def test_events_are_idempotent_by_id_and_late_events_count(gql):
         {"id": "e2", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T01:00:00Z", "campaignId": "k1",
          "device": "MOBILE"},
     ]
-    assert gql.run(EVENTS, e=events)["recordEvents"] == {"accepted": 2, "unchanged": 0, "errors": []}
-    assert gql.run(EVENTS, e=events)["recordEvents"] == {"accepted": 0, "unchanged": 2, "errors": []}
+    assert gql.graphql(EVENTS, e=events)["recordEvents"] == {"accepted": 2, "unchanged": 0, "errors": []}
+    assert gql.graphql(EVENTS, e=events)["recordEvents"] == {"accepted": 0, "unchanged": 2, "errors": []}
     late = [{"id": "e0", "contactId": "c1", "type": "OPEN", "at": "2026-10-30T23:30:00Z", "device": "DESKTOP"},
             {"id": "e3", "contactId": "c1", "type": "CLICK", "at": "2026-11-02T01:05:00Z", "campaignId": "k1",
              "url": "https://Example.com/Pricing"}]
-    gql.run(EVENTS, e=late)
-    stats = gql.run(CONTACT, id="c1")["contact"]["stats"]
+    gql.graphql(EVENTS, e=late)
+    stats = gql.graphql(CONTACT, id="c1")["contact"]["stats"]
     assert stats["events"] == 4 and stats["opens"] == 2 and stats["clicks"] == 1
     assert stats["lastOpenDevice"] == "MOBILE"  # the latest open, whatever arrived last
     assert stats["opensByDevice"] == {"mobile": 1, "desktop": 1, "tablet": 0}
@@ -95,7 +95,7 @@ def test_events_are_idempotent_by_id_and_late_events_count(gql):
 
 def test_unknown_contact_or_campaign_is_reported_and_the_rest_kept(gql):
     _setup(gql)
-    result = gql.run(EVENTS, e=[
+    result = gql.graphql(EVENTS, e=[
         {"id": "e1", "contactId": "ghost", "type": "OPEN", "at": "2026-11-02T00:00:00Z"},
         {"id": "e2", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T00:00:00Z", "campaignId": "nope"},
         {"id": "e3", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T00:00:00Z"},
@@ -107,56 +107,56 @@ def test_unknown_contact_or_campaign_is_reported_and_the_rest_kept(gql):
 
 def test_campaign_names_are_unique(gql):
     _setup(gql)
-    result = gql.run(CAMPAIGNS, c=[{"id": "k3", "name": "Launch", "sentAt": "2026-11-21T10:00:00Z"}])
+    result = gql.graphql(CAMPAIGNS, c=[{"id": "k3", "name": "Launch", "sentAt": "2026-11-21T10:00:00Z"}])
     assert result["upsertCampaigns"]["accepted"] == 0
     assert "already used by campaign 'k1'" in result["upsertCampaigns"]["errors"][0]["message"]
 
 
 def test_campaign_changes_reach_recipients_summaries(gql):
     _setup(gql)
-    gql.run(EVENTS, e=[
+    gql.graphql(EVENTS, e=[
         {"id": "s1", "contactId": "c1", "type": "SENT", "at": "2026-11-01T10:00:00Z", "campaignId": "k1"},
         {"id": "s2", "contactId": "c1", "type": "SENT", "at": "2026-11-20T10:00:00Z", "campaignId": "k2"}])
-    latest = {c["campaignId"]: c["latest"] for c in gql.run(CONTACT, id="c1")["contact"]["stats"]["campaigns"]}
+    latest = {c["campaignId"]: c["latest"] for c in gql.graphql(CONTACT, id="c1")["contact"]["stats"]["campaigns"]}
     assert latest == {"k1": False, "k2": True}
-    gql.run(CAMPAIGNS, c=[{"id": "k1", "name": "Relaunch", "sentAt": "2026-11-25T10:00:00Z"}])
-    summaries = {c["campaignId"]: c for c in gql.run(CONTACT, id="c1")["contact"]["stats"]["campaigns"]}
+    gql.graphql(CAMPAIGNS, c=[{"id": "k1", "name": "Relaunch", "sentAt": "2026-11-25T10:00:00Z"}])
+    summaries = {c["campaignId"]: c for c in gql.graphql(CONTACT, id="c1")["contact"]["stats"]["campaigns"]}
     assert summaries["k1"]["name"] == "Relaunch" and summaries["k1"]["latest"] is True
     assert summaries["k2"]["latest"] is False
 
 
 def test_timezone_change_recomputes_open_habits(gql):
     _setup(gql)
-    gql.run(EVENTS, e=[{"id": "o1", "contactId": "c2", "type": "OPEN", "at": "2026-11-02T23:00:00Z"}])
-    assert gql.run(CONTACT, id="c2")["contact"]["stats"]["topOpenHour"] == 23
-    gql.run(CONTACTS, c=[{"id": "c2", "email": "b@example.com", "timezone": "Asia/Tokyo"}])
-    stats = gql.run(CONTACT, id="c2")["contact"]["stats"]
+    gql.graphql(EVENTS, e=[{"id": "o1", "contactId": "c2", "type": "OPEN", "at": "2026-11-02T23:00:00Z"}])
+    assert gql.graphql(CONTACT, id="c2")["contact"]["stats"]["topOpenHour"] == 23
+    gql.graphql(CONTACTS, c=[{"id": "c2", "email": "b@example.com", "timezone": "Asia/Tokyo"}])
+    stats = gql.graphql(CONTACT, id="c2")["contact"]["stats"]
     assert stats["topOpenHour"] == 8 and stats["topOpenWeekday"] == "TUESDAY"
 
 
 def test_delete_contacts_removes_contact_and_events(gql):
     _setup(gql)
-    gql.run(EVENTS, e=[{"id": "o1", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T23:00:00Z"}])
-    assert gql.run(DELETE, ids=["c1", "c1", "zz"])["deleteContacts"] == {"accepted": 1, "unchanged": 1, "errors": []}
-    assert gql.run(CONTACT, id="c1")["contact"] is None
+    gql.graphql(EVENTS, e=[{"id": "o1", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T23:00:00Z"}])
+    assert gql.graphql(DELETE, ids=["c1", "c1", "zz"])["deleteContacts"] == {"accepted": 1, "unchanged": 1, "errors": []}
+    assert gql.graphql(CONTACT, id="c1")["contact"] is None
     events = gql.call(gql.db.events_of_contacts, gql.workspace_id, ["c1"])
     assert events == {"c1": []}
     # The id can be used again from scratch: the old event is gone, so it counts anew.
-    gql.run(CONTACTS, c=[{"id": "c1", "email": "a@example.com"}])
-    assert gql.run(EVENTS, e=[{"id": "o1", "contactId": "c1", "type": "OPEN",
+    gql.graphql(CONTACTS, c=[{"id": "c1", "email": "a@example.com"}])
+    assert gql.graphql(EVENTS, e=[{"id": "o1", "contactId": "c1", "type": "OPEN",
                                "at": "2026-11-02T23:00:00Z"}])["recordEvents"]["accepted"] == 1
 
 
 def test_contact_lookup_of_unknown_id_is_null(gql):
-    assert gql.run(CONTACT, id="nobody")["contact"] is None
+    assert gql.graphql(CONTACT, id="nobody")["contact"] is None
 
 
 def test_dense_reads_fall_back_for_scattered_ids_and_find_the_same(gql):
     """Bulk paths read ids as one index range when they are consecutive, and
     fall back to $in chunks when the range holds many others: same answer."""
     ids = [f"c{i:03}" for i in range(120)]
-    gql.run(CONTACTS, c=[{"id": i, "email": f"{i}@example.com"} for i in ids])
-    gql.run(EVENTS, e=[{"id": f"e{i}", "contactId": i, "type": "OPEN", "at": "2026-11-02T01:00:00Z"} for i in ids])
+    gql.graphql(CONTACTS, c=[{"id": i, "email": f"{i}@example.com"} for i in ids])
+    gql.graphql(EVENTS, e=[{"id": f"e{i}", "contactId": i, "type": "OPEN", "at": "2026-11-02T01:00:00Z"} for i in ids])
     for wanted in (ids[10:40], ids[::7], [*ids[:12], "nobody"]):
         dense = gql.call(gql.db.contacts_by_id, gql.workspace_id, wanted, {"id": 1}, True)
         spread = gql.call(gql.db.contacts_by_id, gql.workspace_id, wanted, {"id": 1}, False)

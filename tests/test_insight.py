@@ -7,17 +7,16 @@ import math
 
 import pytest
 
-from .conftest import SEED_AS_OF, new_workspace
+from .conftest import SEED_AS_OF, new_workspace, segmentql
 from .reference import Dataset
 from .rules import member_ids
-from .test_import_cli import cli_env, segmentql  # noqa: F401 - cli_env is a fixture
 
 VIP = {"tags": {"includesAny": ["vip"]}}
 EVERYONE = {"not": {"tags": {"includesAny": ["no-such-tag"]}}}
 
 
 def upsert(ws, contacts):
-    result = ws.run("mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { errors { message } } }",
+    result = ws.graphql("mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { errors { message } } }",
                     c=contacts)
     assert result["upsertContacts"]["errors"] == []
 
@@ -27,7 +26,7 @@ def contacts(ids, tags=("vip",)):
 
 
 def create_segment(ws, rule, name="segment") -> str:
-    return ws.run("mutation($r: RuleInput!, $n: String!) { createSegment(name: $n, rule: $r) { id } }",
+    return ws.graphql("mutation($r: RuleInput!, $n: String!) { createSegment(name: $n, rule: $r) { id } }",
                   r=rule, n=name)["createSegment"]["id"]
 
 
@@ -47,25 +46,25 @@ def vip_segment(gql):
 
 def test_a_snapshot_freezes_the_members_and_a_diff_shows_who_entered_and_left(vip_segment):
     ws, sid = vip_segment
-    first = ws.run(SNAPSHOT, id=sid, label="  before the send ")["snapshotSegment"]
+    first = ws.graphql(SNAPSHOT, id=sid, label="  before the send ")["snapshotSegment"]
     assert (first["label"], first["size"], first["segmentId"], first["segmentName"], first["rule"]) == (
         "before the send", 3, sid, "VIPs", VIP)
     upsert(ws, contacts(["c3"], tags=()) + contacts(["c4", "c6"]))
-    ws.run('mutation { deleteContacts(ids: ["c1"]) { accepted } }')
-    second = ws.run(SNAPSHOT, id=sid, label="after")["snapshotSegment"]
+    ws.graphql('mutation { deleteContacts(ids: ["c1"]) { accepted } }')
+    second = ws.graphql(SNAPSHOT, id=sid, label="after")["snapshotSegment"]
     assert second["size"] == 3  # c2, c4, c6
 
-    diff = ws.run(DIFF, a=first["id"], b=second["id"], first=1)["snapshotDiff"]
+    diff = ws.graphql(DIFF, a=first["id"], b=second["id"], first=1)["snapshotDiff"]
     assert (diff["a"]["label"], diff["b"]["label"], diff["stayedCount"]) == ("before the send", "after", 1)
     assert diff["left"] == {"totalCount": 2, "ids": ["c1"]}
     assert diff["entered"]["totalCount"] == 2 and diff["entered"]["ids"] == ["c4"]
-    rest = ws.run(DIFF, a=first["id"], b=second["id"], first=5, after=diff["entered"]["pageInfo"]["endCursor"])
+    rest = ws.graphql(DIFF, a=first["id"], b=second["id"], first=5, after=diff["entered"]["pageInfo"]["endCursor"])
     assert rest["snapshotDiff"]["entered"]["ids"] == ["c6"]
     assert rest["snapshotDiff"]["entered"]["pageInfo"]["hasNextPage"] is False
 
     # the first snapshot still holds c1 (deleted since) and its own rule after the segment changes
-    ws.run('mutation($id: ID!) { updateSegment(id: $id, rule: {tags: {includesAny: ["nobody"]}}) { id } }', id=sid)
-    listed = ws.run('query($id: ID!) { segment(id: $id) { snapshots { label size rule '
+    ws.graphql('mutation($id: ID!) { updateSegment(id: $id, rule: {tags: {includesAny: ["nobody"]}}) { id } }', id=sid)
+    listed = ws.graphql('query($id: ID!) { segment(id: $id) { snapshots { label size rule '
                     'memberIds(first: 2) { totalCount ids pageInfo { hasNextPage } } } } }', id=sid)
     assert [(s["label"], s["size"], s["rule"]) for s in listed["segment"]["snapshots"]] == [
         ("after", 3, VIP), ("before the send", 3, VIP)]
@@ -73,21 +72,21 @@ def test_a_snapshot_freezes_the_members_and_a_diff_shows_who_entered_and_left(vi
         "totalCount": 3, "ids": ["c1", "c2"], "pageInfo": {"hasNextPage": True}}
 
 
-def test_size_history_has_a_point_per_snapshot_and_per_record_sizes_run(vip_segment, cli_env):  # noqa: F811
+def test_size_history_has_a_point_per_snapshot_and_per_record_sizes_run(vip_segment, cli_env):
     ws, sid = vip_segment
-    ws.run(SNAPSHOT, id=sid, label="one")
+    ws.graphql(SNAPSHOT, id=sid, label="one")
     upsert(ws, contacts(["c7"]))
     workspace = ws.call(ws.db.db.workspaces.find_one, {"_id": ws.workspace_id})
     done = segmentql("record-sizes", "--workspace", workspace["name"], env=cli_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\t")[1:3] == [sid, "4"]
-    history = ws.run('query($id: ID!) { segment(id: $id) { sizeHistory { at size source } } }',
+    history = ws.graphql('query($id: ID!) { segment(id: $id) { sizeHistory { at size source } } }',
                      id=sid)["segment"]["sizeHistory"]
     assert [(p["size"], p["source"]) for p in history] == [(3, "SNAPSHOT"), (4, "RECORDED")]
     assert history[0]["at"] <= history[1]["at"]
-    newest = ws.run('query($id: ID!) { segment(id: $id) { sizeHistory(last: 1) { size } } }', id=sid)
+    newest = ws.graphql('query($id: ID!) { segment(id: $id) { sizeHistory(last: 1) { size } } }', id=sid)
     assert newest["segment"]["sizeHistory"] == [{"size": 4}]
-    later = ws.run('query($id: ID!, $s: DateTime) { segment(id: $id) { sizeHistory(since: $s) { size } } }',
+    later = ws.graphql('query($id: ID!, $s: DateTime) { segment(id: $id) { sizeHistory(since: $s) { size } } }',
                    id=sid, s="2999-01-01T00:00:00Z")
     assert later["segment"]["sizeHistory"] == []
     error = ws.errors('query($id: ID!) { segment(id: $id) { sizeHistory(last: 0) { size } } }', id=sid)[0]
@@ -96,19 +95,19 @@ def test_size_history_has_a_point_per_snapshot_and_per_record_sizes_run(vip_segm
 
 def test_snapshot_errors_and_workspace_isolation(vip_segment, http):
     ws, sid = vip_segment
-    snap = ws.run(SNAPSHOT, id=sid, label="kept")["snapshotSegment"]["id"]
+    snap = ws.graphql(SNAPSHOT, id=sid, label="kept")["snapshotSegment"]["id"]
     assert ws.errors(SNAPSHOT, id="nope", label="x")[0]["extensions"]["code"] == "NOT_FOUND"
     blank = ws.errors(SNAPSHOT, id=sid, label="  ")[0]
     assert blank["extensions"]["code"] == "BAD_USER_INPUT" and "label" in blank["message"]
     assert ws.errors(DIFF, a=snap, b="nope")[0]["extensions"]["code"] == "NOT_FOUND"
 
     other = new_workspace(http)
-    assert other.run('query($id: ID!) { snapshot(id: $id) { id } }', id=snap) == {"snapshot": None}
+    assert other.graphql('query($id: ID!) { snapshot(id: $id) { id } }', id=snap) == {"snapshot": None}
     assert other.errors(DIFF, a=snap, b=snap)[0]["extensions"]["code"] == "NOT_FOUND"
-    assert other.run('mutation($id: ID!) { deleteSnapshot(id: $id) }', id=snap) == {"deleteSnapshot": False}
+    assert other.graphql('mutation($id: ID!) { deleteSnapshot(id: $id) }', id=snap) == {"deleteSnapshot": False}
 
-    assert ws.run('mutation($id: ID!) { deleteSegment(id: $id) }', id=sid) == {"deleteSegment": True}
-    assert ws.run('query($id: ID!) { snapshot(id: $id) { id } }', id=snap) == {"snapshot": None}
+    assert ws.graphql('mutation($id: ID!) { deleteSegment(id: $id) }', id=sid) == {"deleteSegment": True}
+    assert ws.graphql('query($id: ID!) { snapshot(id: $id) { id } }', id=snap) == {"snapshot": None}
 
 
 SPLIT = """query($id: ID!, $v: [SplitVariantInput!]!, $seed: SplitSeed!) { segment(id: $id) {
@@ -125,7 +124,7 @@ def assignment(ws, sid, variants, seed) -> dict[str, str]:
     for name in [v["name"] for v in variants]:
         after = None
         while True:
-            data = ws.run(VARIANT_PAGE, id=sid, v=variants, seed=seed, after=after)["segment"]["split"]
+            data = ws.graphql(VARIANT_PAGE, id=sid, v=variants, seed=seed, after=after)["segment"]["split"]
             page = next(v for v in data["variants"] if v["name"] == name)["contacts"]
             for edge in page["edges"]:
                 assert edge["node"]["id"] not in found, "a contact in two variants"
@@ -142,7 +141,7 @@ def everyone(seed):
 
 
 def test_a_split_puts_every_member_in_exactly_one_variant_by_weight(seed, everyone):
-    data = seed.run(SPLIT, id=everyone, v=ABC, seed="spring")["segment"]
+    data = seed.graphql(SPLIT, id=everyone, v=ABC, seed="spring")["segment"]
     members = data["count"]
     assert members == 2000 and data["split"]["seed"] == "spring"
     variants = data["split"]["variants"]
@@ -208,7 +207,7 @@ def reference(seed_dir):
 @pytest.mark.parametrize("days, as_of", [(30, SEED_AS_OF), (7, SEED_AS_OF), (90, "2026-10-15T08:00:00Z")])
 def test_analytics_match_the_raw_events(seed, reference, days, as_of):
     sid = create_segment(seed, ENGAGED, "engaged")
-    data = seed.run(ANALYTICS, id=sid, days=days, asOf=as_of)["segment"]["analytics"]
+    data = seed.graphql(ANALYTICS, id=sid, days=days, asOf=as_of)["segment"]["analytics"]
     moment = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
     today = moment.date()
     first = today - dt.timedelta(days=days - 1)
@@ -233,7 +232,7 @@ def test_analytics_match_the_raw_events(seed, reference, days, as_of):
 def test_analytics_of_an_empty_segment_have_no_rates(vip_segment):
     ws, _ = vip_segment
     sid = create_segment(ws, {"tags": {"includesAny": ["nobody"]}})
-    data = ws.run('query($id: ID!) { segment(id: $id) { analytics { withinDays members opens openRate '
+    data = ws.graphql('query($id: ID!) { segment(id: $id) { analytics { withinDays members opens openRate '
                   'clickToOpenRate } } }', id=sid)["segment"]["analytics"]
     assert (data["withinDays"], data["members"], data["opens"], data["openRate"], data["clickToOpenRate"]) == (
         30, 0, 0, None, None)

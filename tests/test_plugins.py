@@ -100,7 +100,7 @@ def test_a_plugin_failing_on_one_rule_fails_that_request_only(embedded_uri, sett
         assert errors[0]["extensions"]["code"] == "CONDITION_FAILED"
         assert "any[1].flag" in errors[0]["message"] and "'exploding'" in errors[0]["message"]
         assert "secret internals" not in errors[0]["message"]
-        assert client.run("{ segmentPreview(rule: {tags: {excludes: [\"x\"]}}) { count } }")["segmentPreview"] == {
+        assert client.graphql("{ segmentPreview(rule: {tags: {excludes: [\"x\"]}}) { count } }")["segmentPreview"] == {
             "count": 0}
 
 
@@ -121,9 +121,9 @@ def test_a_plugin_observation_is_shown_beside_the_compiled_answer(embedded_uri, 
     registry = load_registry(load_entry_points=False, extra=[("observant", _plugin(observe=observe))])
     with TestClient(create_app(settings, embedded_uri, registry)) as http:
         client = new_workspace(http)
-        client.run('mutation { upsertContacts(contacts: [{id: "c1", email: "c1@example.com", tags: ["flagged", "x"]}])'
+        client.graphql('mutation { upsertContacts(contacts: [{id: "c1", email: "c1@example.com", tags: ["flagged", "x"]}])'
                    ' { accepted } }')
-        nodes = client.run(EXPLAIN_FLAG)["explainMembership"]["nodes"]
+        nodes = client.graphql(EXPLAIN_FLAG)["explainMembership"]["nodes"]
         assert nodes[1] == {"path": "all[0].flag", "matched": True,
                             "values": [{"label": "tag count", "value": 2, "needed": "any"}]}
 
@@ -138,11 +138,11 @@ def test_a_failing_or_forbidden_observation_fails_the_explanation_only(embedded_
     registry = load_registry(load_entry_points=False, extra=[("observant", _plugin(observe=observe))])
     with TestClient(create_app(settings, embedded_uri, registry)) as http:
         client = new_workspace(http)
-        client.run('mutation { upsertContacts(contacts: [{id: "c1", email: "c1@example.com"}]) { accepted } }')
+        client.graphql('mutation { upsertContacts(contacts: [{id: "c1", email: "c1@example.com"}]) { accepted } }')
         errors = client.errors(EXPLAIN_FLAG)
         assert errors[0]["extensions"]["code"] == "CONDITION_FAILED"
         assert "all[0].flag" in errors[0]["message"] and "'observant'" in errors[0]["message"]
-        assert client.run("{ segmentPreview(rule: {flag: {on: true}}) { count } }")["segmentPreview"] == {"count": 0}
+        assert client.graphql("{ segmentPreview(rule: {flag: {on: true}}) { count } }")["segmentPreview"] == {"count": 0}
 
 
 def test_plugin_rule_errors_become_invalid_rule(embedded_uri, settings):
@@ -173,11 +173,11 @@ def test_unexpected_errors_are_masked_and_logged(embedded_uri, settings, caplog)
         ("odd", _plugin(compile=lambda n, c: {"tags": {"$unknownOperator": 1}}))])
     with TestClient(create_app(settings, embedded_uri, registry)) as http:
         client = new_workspace(http)
-        client.run('mutation { upsertContacts(contacts: [{id: "c", email: "c@example.com", tags: ["x"]}]) '
+        client.graphql('mutation { upsertContacts(contacts: [{id: "c", email: "c@example.com", tags: ["x"]}]) '
                    '{ accepted } }')
         errors = client.errors("{ segmentPreview(rule: {flag: {on: true}}) { count } }")
         assert errors[0]["extensions"]["code"] == "INTERNAL_ERROR"
         assert errors[0]["message"] == "internal error; it has been logged"
         assert "unknownOperator" not in json.dumps(errors)
-        assert client.run("{ conditionTypes { field } }")["conditionTypes"]
+        assert client.graphql("{ conditionTypes { field } }")["conditionTypes"]
     assert "unexpected error" in caplog.text

@@ -16,7 +16,7 @@ INTROSPECT = """{ __schema { types { name kind description
 
 def test_everything_in_the_schema_has_a_description(gql):
     missing = []
-    for t in gql.run(INTROSPECT)["__schema"]["types"]:
+    for t in gql.graphql(INTROSPECT)["__schema"]["types"]:
         if t["name"].startswith("__") or t["name"] in BUILTIN_SCALARS:
             continue
         if not t["description"]:

@@ -8,37 +8,37 @@ SEGMENT_FIELDS = "id name rule createdAt updatedAt"
 
 def test_create_read_update_delete_segment(seed):
     rule = {"all": [{"leadScore": {"tier": "HOT"}}, {"recency": {"activity": "ANY", "withinDays": 14}}]}
-    created = seed.run(f"mutation($r: RuleInput!) {{ createSegment(name: \"Hot\", rule: $r) {{ {SEGMENT_FIELDS} }} }}",
+    created = seed.graphql(f"mutation($r: RuleInput!) {{ createSegment(name: \"Hot\", rule: $r) {{ {SEGMENT_FIELDS} }} }}",
                        r=rule)["createSegment"]
     assert created["name"] == "Hot"
     # The rule comes back in the RuleInput shape (the includeNever default only appears with moreThanDaysAgo).
     assert created["rule"] == {"all": [{"leadScore": {"tier": "HOT"}},
                                        {"recency": {"activity": "ANY", "withinDays": 14, "includeNever": True}}]}
     sid = created["id"]
-    read = seed.run("query($id: ID!, $a: DateTime) { segment(id: $id) { name count(asOf: $a) rule } }",
+    read = seed.graphql("query($id: ID!, $a: DateTime) { segment(id: $id) { name count(asOf: $a) rule } }",
                     id=sid, a="2026-11-28T12:00:00Z")["segment"]
     assert read["count"] > 0
     # Round trip: the stored rule is accepted back as RuleInput and means the same.
-    again = seed.run("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) { count } }",
+    again = seed.graphql("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) { count } }",
                      r=read["rule"], a="2026-11-28T12:00:00Z")
     assert again["segmentPreview"]["count"] == read["count"]
-    updated = seed.run("mutation($id: ID!, $r: RuleInput) { updateSegment(id: $id, name: \"Hotter\", rule: $r) "
+    updated = seed.graphql("mutation($id: ID!, $r: RuleInput) { updateSegment(id: $id, name: \"Hotter\", rule: $r) "
                        "{ name rule updatedAt } }", id=sid, r={"leadScore": {"min": 95}})["updateSegment"]
     assert updated["name"] == "Hotter" and updated["rule"] == {"leadScore": {"min": 95}}
-    revisions = seed.run("query($id: ID!) { segment(id: $id) { revisions { name rule savedAt } } }",
+    revisions = seed.graphql("query($id: ID!) { segment(id: $id) { revisions { name rule savedAt } } }",
                          id=sid)["segment"]["revisions"]
     assert [(r["name"], r["rule"]) for r in revisions] == [("Hot", created["rule"])]
     assert revisions[0]["savedAt"] == created["updatedAt"]
-    assert seed.run("mutation($id: ID!) { deleteSegment(id: $id) }", id=sid)["deleteSegment"] is True
-    assert seed.run("query($id: ID!) { segment(id: $id) { id } }", id=sid)["segment"] is None
+    assert seed.graphql("mutation($id: ID!) { deleteSegment(id: $id) }", id=sid)["deleteSegment"] is True
+    assert seed.graphql("query($id: ID!) { segment(id: $id) { id } }", id=sid)["segment"] is None
 
 
 def test_segments_are_paged_newest_first(gql):
     for name in ("a", "b", "c"):
-        gql.run(f'mutation {{ createSegment(name: "{name}", rule: {{leadScore: {{min: 1}}}}) {{ id }} }}')
-    first = gql.run("{ segments(first: 2) { edges { node { name } } pageInfo { hasNextPage endCursor } } }")["segments"]
+        gql.graphql(f'mutation {{ createSegment(name: "{name}", rule: {{leadScore: {{min: 1}}}}) {{ id }} }}')
+    first = gql.graphql("{ segments(first: 2) { edges { node { name } } pageInfo { hasNextPage endCursor } } }")["segments"]
     assert [e["node"]["name"] for e in first["edges"]] == ["c", "b"] and first["pageInfo"]["hasNextPage"]
-    rest = gql.run("query($a: String) { segments(first: 2, after: $a) { edges { node { name } } "
+    rest = gql.graphql("query($a: String) { segments(first: 2, after: $a) { edges { node { name } } "
                    "pageInfo { hasNextPage } } }", a=first["pageInfo"]["endCursor"])["segments"]
     assert [e["node"]["name"] for e in rest["edges"]] == ["a"] and not rest["pageInfo"]["hasNextPage"]
 
@@ -49,7 +49,7 @@ def test_contacts_are_paged_by_id_without_gaps_or_repeats(seed):
       contacts(first: 300, after: $after) { edges { cursor node { id email } } pageInfo { hasNextPage endCursor } } } }"""
     seen, after = [], None
     while True:
-        data = seed.run(query, r=rule, after=after)["segmentPreview"]
+        data = seed.graphql(query, r=rule, after=after)["segmentPreview"]
         seen += [e["node"]["id"] for e in data["contacts"]["edges"]]
         if not data["contacts"]["pageInfo"]["hasNextPage"]:
             break
@@ -59,9 +59,9 @@ def test_contacts_are_paged_by_id_without_gaps_or_repeats(seed):
 
 def test_page_size_limits_and_bad_cursors(seed):
     query = "query($f: Int, $a: String) { segmentPreview(rule: {leadScore: {min: 0}}) { contacts(first: $f, after: $a) { edges { node { id } } } } }"
-    default = seed.run(query)["segmentPreview"]["contacts"]["edges"]
+    default = seed.graphql(query)["segmentPreview"]["contacts"]["edges"]
     assert len(default) == 20
-    assert len(seed.run(query, f=1000)["segmentPreview"]["contacts"]["edges"]) == 1000
+    assert len(seed.graphql(query, f=1000)["segmentPreview"]["contacts"]["edges"]) == 1000
     for first in (1001, -1):
         errors = seed.errors(query, f=first)
         assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT" and "`first`" in errors[0]["message"]
@@ -72,7 +72,7 @@ def test_page_size_limits_and_bad_cursors(seed):
 
 
 def test_contact_stats_are_exposed(seed):
-    node = seed.run("""{ segmentPreview(rule: {engagement: {metric: CLICKS, comparison: GTE, value: 1}}) {
+    node = seed.graphql("""{ segmentPreview(rule: {engagement: {metric: CLICKS, comparison: GTE, value: 1}}) {
         contacts(first: 1) { edges { node { id stats { clicks lastClickAt campaigns { campaignId } } } } } } }""")
     contact = node["segmentPreview"]["contacts"]["edges"][0]["node"]
     assert contact["stats"]["clicks"] >= 1 and contact["stats"]["lastClickAt"]
@@ -80,7 +80,7 @@ def test_contact_stats_are_exposed(seed):
 
 def test_explain_returns_the_pipeline_that_runs(seed):
     rule = {"all": [{"leadScore": {"tier": "HOT"}}, {"campaign": {"latest": True, "clickedUrlContains": "$where"}}]}
-    explained = seed.run("query($r: RuleInput!) { explainSegment(rule: $r, asOf: \"2026-11-28T12:00:00Z\") }",
+    explained = seed.graphql("query($r: RuleInput!) { explainSegment(rule: $r, asOf: \"2026-11-28T12:00:00Z\") }",
                          r=rule)["explainSegment"]
     assert explained["collection"] == "contacts"
     pipeline = explained["pipeline"]
@@ -93,13 +93,13 @@ def test_explain_returns_the_pipeline_that_runs(seed):
     # Running the explained pipeline directly gives the preview's count.
     from bson import json_util
     direct = seed.call(seed.db.aggregate_contacts, json_util.loads(json.dumps(pipeline)))
-    preview = seed.run("query($r: RuleInput!) { segmentPreview(rule: $r, asOf: \"2026-11-28T12:00:00Z\") { count } }",
+    preview = seed.graphql("query($r: RuleInput!) { segmentPreview(rule: $r, asOf: \"2026-11-28T12:00:00Z\") { count } }",
                        r=rule)["segmentPreview"]["count"]
     assert (direct[0]["count"] if direct else 0) == preview
 
 
 def test_condition_types_lists_every_builtin(gql):
-    types = gql.run("{ conditionTypes { field inputType plugin distribution description } }")["conditionTypes"]
+    types = gql.graphql("{ conditionTypes { field inputType plugin distribution description } }")["conditionTypes"]
     assert [t["field"] for t in types] == ["country", "timezone", "tags", "engagement", "recency", "lastOpenDevice",
                                            "openHabits", "campaign", "leadScore", "numericRange", "customField",
                                            "dateRange", "dateAnniversary"]

@@ -56,7 +56,7 @@ def ws(http):
     for mutation, name, items in (("upsertContacts(contacts: $x)", "[ContactInput!]!", CONTACTS),
                                   ("upsertCampaigns(campaigns: $x)", "[CampaignInput!]!", CAMPAIGNS),
                                   ("recordEvents(events: $x)", "[EventInput!]!", EVENTS)):
-        result = client.run(f"mutation($x: {name}) {{ r: {mutation} {{ errors {{ message }} }} }}", x=items)
+        result = client.graphql(f"mutation($x: {name}) {{ r: {mutation} {{ errors {{ message }} }} }}", x=items)
         assert result["r"]["errors"] == []
     return client
 
@@ -204,7 +204,7 @@ PATHS = ["any", "any[0].all", "any[0].all[0].country", "any[0].all[1].leadScore"
 
 
 def test_breakdown_counts_every_node_on_its_own(ws):
-    data = ws.run("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) "
+    data = ws.graphql("query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) "
                   "{ count breakdown { path kind count } } }", r=GROUPED, a=AS_OF)["segmentPreview"]
     assert [(n["path"], n["kind"], n["count"]) for n in data["breakdown"]] == [
         ("any", "any", 3), ("any[0].all", "all", 1), ("any[0].all[0].country", "country", 1),
@@ -216,11 +216,11 @@ def test_breakdown_counts_every_node_on_its_own(ws):
 def test_explain_membership_node_by_node(ws):
     query = """query($c: ID!, $r: RuleInput, $s: ID, $a: DateTime) {
       explainMembership(contactId: $c, rule: $r, segmentId: $s, asOf: $a) { contactId member nodes { path matched } } }"""
-    a = ws.run(query, c="a", r=GROUPED, a=AS_OF)["explainMembership"]
+    a = ws.graphql(query, c="a", r=GROUPED, a=AS_OF)["explainMembership"]
     assert a["member"] is True
     assert [(n["path"], n["matched"]) for n in a["nodes"]] == list(zip(PATHS, [True, True, True, True, False, True]))
-    sid = ws.run("mutation($r: RuleInput!) { createSegment(name: \"g\", rule: $r) { id } }", r=GROUPED)["createSegment"]["id"]
-    b = ws.run(query, c="b", s=sid, a=AS_OF)["explainMembership"]
+    sid = ws.graphql("mutation($r: RuleInput!) { createSegment(name: \"g\", rule: $r) { id } }", r=GROUPED)["createSegment"]["id"]
+    b = ws.graphql(query, c="b", s=sid, a=AS_OF)["explainMembership"]
     assert b["member"] is False
     assert [n["matched"] for n in b["nodes"]] == [False, False, False, False, False, True]
     assert ws.errors(query, c="nobody", r=GROUPED, a=AS_OF)[0]["extensions"]["code"] == "NOT_FOUND"
@@ -248,7 +248,7 @@ EXPLAIN_VALUES = """query($c: ID!, $r: RuleInput, $a: DateTime) { explainMembers
 
 
 def test_explain_membership_shows_the_values_that_decided_each_node(ws):
-    explained = ws.run(EXPLAIN_VALUES, c="a", r=EVERY_CONDITION, a=AS_OF)["explainMembership"]
+    explained = ws.graphql(EXPLAIN_VALUES, c="a", r=EVERY_CONDITION, a=AS_OF)["explainMembership"]
     root, *conditions = explained["nodes"]
     assert root == {"path": "all", "matched": False, "values": []}
     shown = [(n["matched"], v["label"], v["value"], v["needed"]) for n in conditions for v in n["values"]]
@@ -274,7 +274,7 @@ def test_explain_membership_shows_the_values_that_decided_each_node(ws):
 
 
 def test_explain_membership_values_of_a_contact_without_data(ws):
-    explained = ws.run(EXPLAIN_VALUES, c="e", r=EVERY_CONDITION, a=AS_OF)["explainMembership"]
+    explained = ws.graphql(EXPLAIN_VALUES, c="e", r=EVERY_CONDITION, a=AS_OF)["explainMembership"]
     values = {v["label"]: v["value"] for n in explained["nodes"] for v in n["values"]}
     assert values["opens on the last 30 days"] == 0 and values["opens on MOBILE in total"] == 0
     assert values["lead score"] is None and values["country"] is None and values["tags"] == []

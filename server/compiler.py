@@ -21,7 +21,7 @@ from bson import json_util
 from segmentql.plugins.api import ALWAYS, NEVER, CompileContext, Observation, RuleError, ValidationContext
 
 from . import fieldtypes
-from .database import INDEXED_CONTACT_FIELDS
+from .database import INDEXED_CONTACT_FIELDS, custom_field_paths
 from .registry import ConditionRegistry
 
 GROUPS = ("all", "any", "not")
@@ -236,14 +236,21 @@ def _merge_fields(query: dict) -> dict:
 INDEX_FRIENDLY = frozenset({"$eq", "$in", "$all", "$gt", "$gte", "$lt", "$lte"})
 
 
-def _index_first(match: dict) -> list[dict]:
+def indexed_fields(custom_fields: Mapping[str, str]) -> tuple[str, ...]:
+    """Contact fields with an index led by workspace_id, in the order the
+    leading $match prefers them: the fixed ones, then the workspace's custom fields."""
+    return INDEXED_CONTACT_FIELDS + tuple(p for key, kind in sorted(custom_fields.items())
+                                          for p in custom_field_paths(key, kind))
+
+
+def _index_first(match: dict, indexed: tuple[str, ...]) -> list[dict]:
     """The leading $match, split so that its first stage is ``workspace_id`` plus
     one indexed field with an index-friendly predicate, when there is one and
     more besides. The embedded server's planner only uses an index for such a
     narrow filter; the rest then runs on the documents the index found."""
     if "workspace_id" not in match or len(match) < 3:
         return [match]
-    for field in INDEXED_CONTACT_FIELDS:
+    for field in indexed:
         predicate = match.get(field)
         friendly = (not isinstance(predicate, dict)) or (predicate and set(predicate) <= INDEX_FRIENDLY)
         if predicate is not None and friendly:
@@ -289,6 +296,7 @@ class CompiledRule:
     workspace_id: str
     query: dict
     nodes: tuple[CompiledNode, ...] = ()
+    indexed: tuple[str, ...] = INDEXED_CONTACT_FIELDS
 
     def _per_node(self, first_match: dict) -> list[dict]:
         """One pass: each node's query counted in a ``$facet`` branch (keys n0, n1, ...)."""
@@ -314,7 +322,7 @@ class CompiledRule:
         plain = [c for c in clauses if "$expr" not in _operators(c)]
         costly = [c for c in clauses if "$expr" in _operators(c)]
         first = _merge_fields(_and([{"workspace_id": self.workspace_id}, *([extra] if extra else []), *plain]))
-        stages = [{"$match": part} for part in _index_first(first)]
+        stages = [{"$match": part} for part in _index_first(first, self.indexed)]
         if costly:
             stages.append({"$match": _and(costly)})
         return stages

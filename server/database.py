@@ -27,6 +27,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [
         IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)]),
         IndexModel([("workspace_id", ASCENDING), ("leadScore", ASCENDING)]),
+        IndexModel([("workspace_id", ASCENDING), ("stats.clicks", ASCENDING)]),
+        IndexModel([("workspace_id", ASCENDING), ("stats.topOpenHour", ASCENDING)]),
         IndexModel([("workspace_id", ASCENDING), ("country", ASCENDING)]),
         IndexModel([("workspace_id", ASCENDING), ("tags", ASCENDING)]),
         IndexModel([("workspace_id", ASCENDING), ("stats.lastActivityAt", ASCENDING)]),
@@ -59,8 +61,12 @@ INDEXES: dict[str, list[IndexModel]] = {
 CONTACTS = "contacts"
 # Contact fields with an index led by workspace_id, in the order the compiler
 # prefers them for the leading $match (most selective kinds of rule first).
-INDEXED_CONTACT_FIELDS = ("leadScore", "stats.lastActivityAt", "stats.campaigns.id", "stats.campaigns.name", "tags",
-                          "country")
+INDEXED_CONTACT_FIELDS = ("leadScore", "stats.clicks", "stats.lastActivityAt", "stats.campaigns.id",
+                          "stats.campaigns.name", "stats.topOpenHour", "tags", "country")
+# Declared custom fields are indexed too (see custom_field_paths), one index
+# per key across all workspaces, while the collection has fewer than this many
+# indexes (MongoDB allows 64); past it, rules on new keys scan.
+MAX_CONTACT_INDEXES = 60
 # The embedded server answers a large ``$in`` on a secondary index slowly
 # (500 values took 9 s where 50 queries of 10 took 1.5 s), so many-valued
 # lookups are split into queries of this many values.
@@ -68,6 +74,12 @@ IN_CHUNK = 10
 # A snapshot's member ids are stored in documents of this many ids, far below
 # the 16 MB document limit whatever the segment's size.
 SNAPSHOT_CHUNK = 5000
+
+
+def custom_field_paths(key: str, field_type: str) -> tuple[str, ...]:
+    """The indexed contact paths of a declared custom field: its value, and
+    for a DATE its month-day (what anniversary rules look up)."""
+    return (f"custom.{key}",) + ((f"dateParts.{key}.md",) if field_type == "DATE" else ())
 
 
 def doc_key(workspace_id: str, item_id: str) -> str:
@@ -114,6 +126,18 @@ class Database:
     async def ensure_indexes(self) -> None:
         for collection, models in INDEXES.items():
             await self.db[collection].create_indexes(models)
+        declared = {(f["key"], f["type"]) async for f in self.db.fields.find({}, {"key": 1, "type": 1})}
+        for key, field_type in sorted(declared):
+            await self.ensure_custom_field_indexes(key, field_type)
+
+    async def ensure_custom_field_indexes(self, key: str, field_type: str) -> None:
+        """Index a declared custom field's paths (idempotent), unless the
+        contacts collection is at MAX_CONTACT_INDEXES already."""
+        existing = {tuple(spec["key"]) async for spec in await self.db.contacts.list_indexes()}
+        for path in custom_field_paths(key, field_type):
+            if ("workspace_id", path) not in existing and len(existing) < MAX_CONTACT_INDEXES:
+                await self.db.contacts.create_indexes([IndexModel([("workspace_id", ASCENDING), (path, ASCENDING)])])
+                existing.add(("workspace_id", path))
 
     # -- workspaces -------------------------------------------------------
 

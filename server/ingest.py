@@ -89,6 +89,7 @@ async def define_custom_field(db: Database, workspace_id: str, key: str, field_t
     if field_type not in fieldtypes.FIELD_TYPES:
         raise FieldDefinitionError(f"custom field type {field_type!r} is not one of {', '.join(fieldtypes.FIELD_TYPES)}")
     if await db.insert_custom_field(workspace_id, key, field_type):
+        await db.ensure_custom_field_indexes(key, field_type)
         return True
     existing = (await db.custom_fields(workspace_id))[key]
     if existing != field_type:

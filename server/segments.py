@@ -4,6 +4,7 @@ Resolvers call these; they hold no GraphQL types, so the CLI, the benchmarks
 and the tests use the same code paths as the API.
 """
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 
 from segmentql.plugins.api import Observation
 
-from .compiler import CompiledNode, CompiledRule, compile_context, compile_rule, validate_rule, validation_context
+from .compiler import CompiledNode, CompiledRule, compile_context, compile_rule, indexed_fields, validate_rule, \
+    validation_context
 from .database import Database, doc_key, now
 from .registry import ConditionRegistry
 
@@ -45,12 +47,14 @@ async def compile_for(db: Database, registry: ConditionRegistry, workspace_id: s
                       as_of: dt.datetime | None, observe: bool = False) -> CompiledRule:
     """Validate and compile ``rule`` for the workspace at ``as_of`` (default
     now); with ``observe``, with the values each condition looks at."""
-    fields = await db.custom_fields(workspace_id)
+    # Two small reads, one round trip's wait: they do not depend on each other.
+    fields, newest_event_day = await asyncio.gather(db.custom_fields(workspace_id),
+                                                    db.newest_event_day(workspace_id))
     validate_rule(rule, registry, validation_context(fields))
-    context = compile_context(fields, effective_as_of(as_of), await db.newest_event_day(workspace_id))
+    context = compile_context(fields, effective_as_of(as_of), newest_event_day)
     nodes: list[CompiledNode] = []
     query = compile_rule(rule, registry, context, nodes=nodes, observe=observe)
-    return CompiledRule(workspace_id, query, tuple(nodes))
+    return CompiledRule(workspace_id, query, tuple(nodes), indexed_fields(fields))
 
 
 async def count(db: Database, compiled: CompiledRule) -> int:

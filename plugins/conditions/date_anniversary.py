@@ -64,6 +64,7 @@ def anniversary(month_day: int, year: int) -> dt.date:
 
 
 MONTH_DAYS = [m * 100 + d for m in range(1, 13) for d in range(1, calendar.monthrange(2024, m)[1] + 1)]
+DAY_OF_YEAR = {md: i for i, md in enumerate(MONTH_DAYS)}  # in a leap year
 
 
 def latest_years(first: dt.date, last: dt.date) -> dict[int, int]:
@@ -89,8 +90,22 @@ def compile_date_anniversary(node, ctx: CompileContext) -> dict:
     parts = f"dateParts.{key}"
     if not by_year:
         return NEVER
-    groups = [{f"{parts}.md": {"$in": sorted(mds)}, f"{parts}.y": {"$lt": year}} for year, mds in sorted(by_year.items())]
+    groups = [{f"{parts}.md": {"$gte": start, "$lte": end} if start != end else start, f"{parts}.y": {"$lt": year}}
+              for year, mds in sorted(by_year.items()) for start, end in _runs(sorted(mds))]
     return groups[0] if len(groups) == 1 else {"$or": groups}
+
+
+def _runs(month_days: list[int]) -> list[tuple[int, int]]:
+    """Sorted month-days as (first, last) runs of consecutive calendar days. As
+    a numeric range a run holds no other real month-day (only numbers such as
+    1132 that no date has), so "this month" is one index-friendly range."""
+    runs: list[list[int]] = []
+    for md in month_days:
+        if runs and DAY_OF_YEAR[md] == DAY_OF_YEAR[runs[-1][1]] + 1:
+            runs[-1][1] = md
+        else:
+            runs.append([md, md])
+    return [(start, end) for start, end in runs]
 
 
 def observe_date_anniversary(node, ctx: CompileContext) -> list[Observation]:

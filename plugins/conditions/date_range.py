@@ -37,17 +37,18 @@ def _instant(text: str) -> dt.datetime:
 
 
 def compile_date_range(node, ctx: CompileContext) -> dict:
-    path = ctx.custom_path(node["field"])
-    clauses = [{path: {"$type": "date"}}]
+    # One range predicate (at least one bound is given, and date bounds only
+    # match dates), so the compiler can lead with it on the field's index.
+    bounds: dict = {}
     if node.get("fromDays") is not None:
-        clauses.append({path: {"$gte": ctx.day_start(ctx.today + node["fromDays"])}})
-    if node.get("toDays") is not None:
-        clauses.append({path: {"$lt": ctx.day_start(ctx.today + node["toDays"] + 1)}})
+        bounds["$gte"] = ctx.day_start(ctx.today + node["fromDays"])
     if node.get("after") is not None:
-        clauses.append({path: {"$gt": _instant(node["after"])}})
-    if node.get("before") is not None:
-        clauses.append({path: {"$lt": _instant(node["before"])}})
-    return {"$and": clauses}
+        bounds["$gt"] = _instant(node["after"])
+    ends = [ctx.day_start(ctx.today + node["toDays"] + 1)] if node.get("toDays") is not None else []
+    ends += [_instant(node["before"])] if node.get("before") is not None else []
+    if ends:
+        bounds["$lt"] = min(ends)
+    return {ctx.custom_path(node["field"]): bounds}
 
 
 def observe_date_range(node, ctx: CompileContext) -> list[Observation]:

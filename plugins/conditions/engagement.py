@@ -46,34 +46,43 @@ def _negate(query: dict) -> dict:
     return {"$nor": [query]}
 
 
-def _at_least(k: int, since: str, first_day: int, today: int, events_after_today: bool) -> dict:
+def _at_least(k: int, since: str, total: str, first_day: int, ctx: CompileContext) -> dict:
+    """At least k events on days first_day..today. Two plain scalar tests that
+    the bucket test implies come first, so most contacts are decided without
+    reading their bucket array: some activity since first_day (indexed) and at
+    least k such events in total."""
     if k <= 0:
         return ALWAYS
-    # lastEngagedDay first: a plain scalar test that spares the bucket array of
-    # every contact not engaged since first_day (implied by the $elemMatch).
-    recent = {"stats.lastEngagedDay": {"$gte": first_day},
-              "stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, since: {"$gte": k}}}}
-    if not events_after_today:
-        return recent
-    nothing_later = {"$and": [{"stats.lastEngagedDay": {"$not": {"$gt": today}}}, recent]}
+    implied = {"stats.lastActivityAt": {"$gte": ctx.day_start(first_day)}, total: {"$gte": k}}
+    recent = {"stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, since: {"$gte": k}}}}
+    if not ctx.events_after_today:
+        return {**implied, **recent}
+    nothing_later = {"$and": [{"stats.lastEngagedDay": {"$not": {"$gt": ctx.today}}}, recent]}
     some_later = {"$and": [
-        {"stats.lastEngagedDay": {"$gt": today}},
-        {"$expr": {"$gte": [window_count_expression(since, first_day, today), k]}}]}
-    return {"$or": [nothing_later, some_later]}
+        {"stats.lastEngagedDay": {"$gt": ctx.today}},
+        {"$expr": {"$gte": [window_count_expression(since, first_day, ctx.today), k]}}]}
+    return {**implied, "$or": [nothing_later, some_later]}
+
+
+def _since_field(node) -> str:
+    """The suffix-sum field of ``stats.activity`` buckets counting the node's events."""
+    return DEVICE_SINCE[node["device"]] if node.get("device") else SINCE_FIELDS[node["metric"]]
+
+
+def _total_path(node) -> str:
+    """The rollup field counting every event the node counts, whatever the day."""
+    return f"stats.opensByDevice.{node['device']}" if node.get("device") else TOTAL_PATHS[node["metric"]]
 
 
 def compile_engagement(node, ctx: CompileContext) -> dict:
-    metric, comparison, value = node["metric"], node["comparison"], node["value"]
-    device = node.get("device")
-    days = node.get("withinDays")
+    comparison, value, days = node["comparison"], node["value"], node.get("withinDays")
+    total = _total_path(node)
     if days is None:
-        path = f"stats.opensByDevice.{device}" if device else TOTAL_PATHS[metric]
-        return compare(path, comparison, value)
-    since = DEVICE_SINCE[device] if device else SINCE_FIELDS[metric]
-    today = ctx.today
+        return compare(total, comparison, value)
+    since = _since_field(node)
 
     def at_least(k: int) -> dict:
-        return _at_least(k, since, today - days + 1, today, ctx.events_after_today)
+        return _at_least(k, since, total, ctx.today - days + 1, ctx)
 
     exactly = {"$and": [at_least(value), _negate(at_least(value + 1))]}
     return {
@@ -92,10 +101,9 @@ def observe_engagement(node, ctx: CompileContext) -> list[Observation]:
     metric, device, days = node["metric"], node.get("device"), node.get("withinDays")
     label = metric.lower() + (f" on {device}" if device else "")
     if days is None:
-        path = f"stats.opensByDevice.{device}" if device else TOTAL_PATHS[metric]
-        total = {"$ifNull": [f"${path}", 0]}
+        total = {"$ifNull": [f"${_total_path(node)}", 0]}
         return [Observation(f"{label} in total", total, needs(node["comparison"], node["value"]))]
-    since = DEVICE_SINCE[device] if device else SINCE_FIELDS[metric]
+    since = _since_field(node)
     window = window_count_expression(since, ctx.today - days + 1, ctx.today)
     return [Observation(f"{label} on the last {days} days", window, needs(node["comparison"], node["value"]))]
 

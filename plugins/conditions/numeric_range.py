@@ -33,8 +33,13 @@ def validate_numeric_range(node, ctx) -> None:
 
 def compile_numeric_range(node, ctx: CompileContext) -> dict:
     path = ctx.custom_path(node["field"])
-    bounds: dict = {"$type": "number"}  # also keeps NE from matching a missing field
+    # Comparison operators only match values of the operand's type (numbers),
+    # which keeps the predicate index-friendly; NE also needs $type, or it
+    # would match contacts without the field.
+    bounds: dict = {}
     if node.get("comparison") is not None:
+        if node["comparison"] == "NE":
+            bounds["$type"] = "number"
         bounds[COMPARISON_OPERATORS[node["comparison"]]] = node["value"]
     else:
         if node.get("min") is not None:

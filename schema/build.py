@@ -270,10 +270,15 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
         @strawberry.mutation(description="Declare a custom field before importing values for it.")
         async def define_custom_field(self, info: Info,
                                       key: Annotated[str, _arg("Field key, matching ^[a-z][a-z0-9_]{0,63}$.")],
-                                      type: Annotated[CustomFieldType, _arg("The field's type.")]
+                                      type: Annotated[CustomFieldType, _arg("The field's type.")],
+                                      indexed: Annotated[bool, _arg(
+                                          "Index the field, so selective rules on it read only the contacts "
+                                          "that match (declare an existing field again with `indexed: true` to "
+                                          "add one). Each index slows every contact write a little: index the "
+                                          "fields segments filter on.")] = False
                                       ) -> CustomField:
             ctx = request_context(info)
-            created = await ingest.define_custom_field(ctx.db, ctx.workspace_id, key, type.name)
+            created = await ingest.define_custom_field(ctx.db, ctx.workspace_id, key, type.name, indexed)
             return CustomField(key=key, type=type, created=created)
 
         @strawberry.mutation(description="Create or update contacts by id.")

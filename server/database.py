@@ -63,9 +63,9 @@ CONTACTS = "contacts"
 # prefers them for the leading $match (most selective kinds of rule first).
 INDEXED_CONTACT_FIELDS = ("leadScore", "stats.clicks", "stats.lastActivityAt", "stats.campaigns.id",
                           "stats.campaigns.name", "stats.topOpenHour", "tags", "country")
-# Declared custom fields are indexed too (see custom_field_paths), one index
-# per key across all workspaces, while the collection has fewer than this many
-# indexes (MongoDB allows 64); past it, rules on new keys scan.
+# Custom fields declared ``indexed`` are indexed too (see custom_field_paths),
+# one index per key across all workspaces, while the collection has fewer than
+# this many indexes (MongoDB allows 64); past it, rules on new keys scan.
 MAX_CONTACT_INDEXES = 60
 # The embedded server answers a large ``$in`` on a secondary index slowly
 # (500 values took 9 s where 50 queries of 10 took 1.5 s), so many-valued
@@ -126,7 +126,7 @@ class Database:
     async def ensure_indexes(self) -> None:
         for collection, models in INDEXES.items():
             await self.db[collection].create_indexes(models)
-        declared = {(f["key"], f["type"]) async for f in self.db.fields.find({}, {"key": 1, "type": 1})}
+        declared = {(f["key"], f["type"]) async for f in self.db.fields.find({"indexed": True}, {"key": 1, "type": 1})}
         for key, field_type in sorted(declared):
             await self.ensure_custom_field_indexes(key, field_type)
 
@@ -179,14 +179,21 @@ class Database:
         cursor = self.db.fields.find({"workspace_id": workspace_id}, {"key": 1, "type": 1})
         return {f["key"]: f["type"] async for f in cursor}
 
-    async def insert_custom_field(self, workspace_id: str, key: str, field_type: str) -> bool:
+    async def insert_custom_field(self, workspace_id: str, key: str, field_type: str, indexed: bool) -> bool:
         """False when the key is already declared (with whatever type)."""
         try:
             await self.db.fields.insert_one({"workspace_id": workspace_id, "key": key, "type": field_type,
-                                             "createdAt": now()})
+                                             "indexed": indexed, "createdAt": now()})
         except DuplicateKeyError:
             return False
         return True
+
+    async def mark_custom_field_indexed(self, workspace_id: str, key: str) -> None:
+        await self.db.fields.update_one({"workspace_id": workspace_id, "key": key}, {"$set": {"indexed": True}})
+
+    async def indexed_custom_fields(self, workspace_id: str) -> set[str]:
+        cursor = self.db.fields.find({"workspace_id": workspace_id, "indexed": True}, {"key": 1})
+        return {f["key"] async for f in cursor}
 
     # -- contacts ---------------------------------------------------------
 

@@ -94,8 +94,9 @@ def check_directory(directory: Path) -> dict[str, int]:
             raise ImportRefused(f"{fields_path}: not valid JSON ({exc})") from None
         if not isinstance(fields, list) or not all(
                 isinstance(f, dict) and isinstance(f.get("key"), str) and isinstance(f.get("type"), str)
-                for f in fields):
-            raise ImportRefused(f"{fields_path}: expected a list of {{\"key\": ..., \"type\": ...}} objects")
+                and isinstance(f.get("indexed", False), bool) for f in fields):
+            raise ImportRefused(f"{fields_path}: expected a list of {{\"key\": ..., \"type\": ...}} objects "
+                                "(with an optional boolean \"indexed\")")
         counts["fields.json"] = len(fields)
     for name, _ in ENTITY_FILES:
         path = directory / name
@@ -125,7 +126,8 @@ async def import_directory(db: Database, workspace_id: str, directory: Path, bat
         result = ingest.IngestResult()
         for spec in json.loads((directory / "fields.json").read_text(encoding="utf-8")):
             try:
-                created = await ingest.define_custom_field(db, workspace_id, spec["key"], spec["type"])
+                created = await ingest.define_custom_field(db, workspace_id, spec["key"], spec["type"],
+                                                           spec.get("indexed", False))
             except ingest.FieldDefinitionError as exc:
                 report.problems.append(f"{directory / 'fields.json'}: {exc}")
                 continue

@@ -80,21 +80,30 @@ class FieldDefinitionError(ValueError):
     pass
 
 
-async def define_custom_field(db: Database, workspace_id: str, key: str, field_type: str) -> bool:
+async def define_custom_field(db: Database, workspace_id: str, key: str, field_type: str,
+                              indexed: bool = False) -> bool:
     """Declare a custom field; True when it is new, False when it already exists
     with that type. Changing the type of a declared field is refused: stored
-    values were coerced to the old type."""
+    values were coerced to the old type.
+
+    ``indexed`` asks for an index on the field (declaring it again with
+    ``indexed`` adds one later). Indexes are opt-in because every index costs
+    on every contact write, rollup updates included, whether or not the
+    field changed: index the fields segments filter on, not all of them."""
     if not fieldtypes.FIELD_KEY.match(key or ""):
         raise FieldDefinitionError(f"custom field key {key!r} must match ^[a-z][a-z0-9_]{{0,63}}$")
     if field_type not in fieldtypes.FIELD_TYPES:
         raise FieldDefinitionError(f"custom field type {field_type!r} is not one of {', '.join(fieldtypes.FIELD_TYPES)}")
-    if await db.insert_custom_field(workspace_id, key, field_type):
+    created = await db.insert_custom_field(workspace_id, key, field_type, indexed)
+    if not created:
+        existing = (await db.custom_fields(workspace_id))[key]
+        if existing != field_type:
+            raise FieldDefinitionError(
+                f"custom field {key!r} is already declared as {existing}; it cannot become {field_type}")
+    if indexed:
+        await db.mark_custom_field_indexed(workspace_id, key)
         await db.ensure_custom_field_indexes(key, field_type)
-        return True
-    existing = (await db.custom_fields(workspace_id))[key]
-    if existing != field_type:
-        raise FieldDefinitionError(f"custom field {key!r} is already declared as {existing}; it cannot become {field_type}")
-    return False
+    return created
 
 
 # -- contacts ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Index-friendly predicates lead the pipeline: selective rules read only the
 contacts an index finds (explain executionStats on the seed data set), and
-declared custom fields get their indexes at declaration."""
+custom fields declared `indexed` get their indexes."""
 
 import json
 
@@ -32,8 +32,8 @@ def execution_stats(client, rule) -> dict:
 
 
 @pytest.mark.parametrize("name", SELECTIVE)
-def test_selective_rules_read_only_what_an_index_finds(seed, name):
-    stats = execution_stats(seed, SELECTIVE[name])
+def test_selective_rules_read_only_what_an_index_finds(indexed_seed, name):
+    stats = execution_stats(indexed_seed, SELECTIVE[name])
     assert 0 < stats["totalKeysExamined"] and stats["totalDocsExamined"] <= stats["totalKeysExamined"] < 2000, stats
 
 
@@ -42,9 +42,30 @@ def test_a_rule_without_an_indexable_predicate_scans(seed):
     assert stats["totalKeysExamined"] == 0 and stats["totalDocsExamined"] >= 2000
 
 
-def test_declaring_a_custom_field_indexes_it(gql):
-    gql.define_fields({"renewal_on": "DATE", "seats": "NUMBER"})
-    indexes = gql.call(gql.db.db.contacts.index_information)
-    keys = {tuple(k for k, _ in spec["key"]) for spec in indexes.values()}
-    assert {("workspace_id", "custom.renewal_on"), ("workspace_id", "dateParts.renewal_on.md"),
-            ("workspace_id", "custom.seats")} <= keys
+DECLARE = "mutation($k: String!, $t: CustomFieldType!, $i: Boolean!) { defineCustomField(key: $k, type: $t, " \
+          "indexed: $i) { created } }"
+
+
+def index_keys(client) -> set[tuple[str, ...]]:
+    return {tuple(k for k, _ in spec["key"]) for spec in client.call(client.db.db.contacts.index_information).values()}
+
+
+@pytest.fixture(scope="module")
+def indexed_seed(seed):
+    """The seed workspace with the custom fields its rules filter on declared again, indexed."""
+    for key, kind in (("total_revenue", "NUMBER"), ("lifetime_opens", "NUMBER"), ("trial_end_date", "DATE"),
+                      ("signup_date", "DATE"), ("interests", "MULTI_SELECT")):
+        assert seed.graphql(DECLARE, k=key, t=kind, i=True) == {"defineCustomField": {"created": False}}
+    return seed
+
+
+def test_custom_fields_are_indexed_on_request_only(gql):
+    assert gql.graphql(DECLARE, k="renewal_on_x", t="DATE", i=True)["defineCustomField"]["created"] is True
+    assert gql.graphql(DECLARE, k="seats_x", t="NUMBER", i=False)["defineCustomField"]["created"] is True
+    keys = index_keys(gql)
+    assert {("workspace_id", "custom.renewal_on_x"), ("workspace_id", "dateParts.renewal_on_x.md")} <= keys
+    assert ("workspace_id", "custom.seats_x") not in keys
+    gql.graphql(DECLARE, k="seats_x", t="NUMBER", i=True)  # added later
+    assert ("workspace_id", "custom.seats_x") in index_keys(gql)
+    error = gql.errors(DECLARE, k="seats_x", t="TEXT", i=True)[0]
+    assert error["extensions"]["code"] == "CONFLICT" and "already declared as NUMBER" in error["message"]

@@ -8,6 +8,7 @@ import enum
 from typing import NewType, Optional
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -20,8 +21,10 @@ from .types import ContactConnection, ContactIdConnection
 
 
 def _seed(value) -> str:
+    # A GraphQLError (not ValueError) so that a bad literal is the user's
+    # BAD_USER_INPUT, as strawberry's own scalars report theirs.
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError("a split seed is a string or an integer")
+        raise GraphQLError(f"SplitSeed must be a string or an integer, got {value!r}")
     return str(value)
 
 

@@ -190,6 +190,9 @@ def test_a_split_seed_must_be_a_string_or_an_integer(vip_segment):
     ws, sid = vip_segment
     error = ws.errors(SPLIT, id=sid, v=[{"name": "A", "weight": 1}], seed=1.5)[0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "SplitSeed" in error["message"]
+    literal = ws.errors('query($id: ID!) { segment(id: $id) { split(variants: [{name: "A", weight: 1}], seed: 0.5) '
+                        '{ seed } } }', id=sid)[0]
+    assert literal["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" and "SplitSeed" in literal["message"]
 
 
 ANALYTICS = """query($id: ID!, $days: Int, $asOf: DateTime) { segment(id: $id) {

@@ -238,7 +238,8 @@ INDEX_FRIENDLY = frozenset({"$eq", "$in", "$all", "$gt", "$gte", "$lt", "$lte"})
 
 def indexed_fields(custom_fields: Mapping[str, str]) -> tuple[str, ...]:
     """Contact fields with an index led by workspace_id, in the order the
-    leading $match prefers them: the fixed ones, then the workspace's custom fields."""
+    leading $match prefers them: the fixed ones, then the paths of
+    ``custom_fields`` (key -> type; the workspace's fields declared indexed)."""
     return INDEXED_CONTACT_FIELDS + tuple(p for key, kind in sorted(custom_fields.items())
                                           for p in custom_field_paths(key, kind))
 

@@ -175,9 +175,13 @@ class Database:
 
     # -- custom fields ----------------------------------------------------
 
+    async def custom_field_declarations(self, workspace_id: str) -> list[dict]:
+        """Every declared custom field: ``{key, type, indexed}`` (``indexed`` absent on old declarations)."""
+        cursor = self.db.fields.find({"workspace_id": workspace_id}, {"_id": 0, "key": 1, "type": 1, "indexed": 1})
+        return [f async for f in cursor]
+
     async def custom_fields(self, workspace_id: str) -> dict[str, str]:
-        cursor = self.db.fields.find({"workspace_id": workspace_id}, {"key": 1, "type": 1})
-        return {f["key"]: f["type"] async for f in cursor}
+        return {f["key"]: f["type"] for f in await self.custom_field_declarations(workspace_id)}
 
     async def insert_custom_field(self, workspace_id: str, key: str, field_type: str, indexed: bool) -> bool:
         """False when the key is already declared (with whatever type)."""
@@ -190,10 +194,6 @@ class Database:
 
     async def mark_custom_field_indexed(self, workspace_id: str, key: str) -> None:
         await self.db.fields.update_one({"workspace_id": workspace_id, "key": key}, {"$set": {"indexed": True}})
-
-    async def indexed_custom_fields(self, workspace_id: str) -> set[str]:
-        cursor = self.db.fields.find({"workspace_id": workspace_id, "indexed": True}, {"key": 1})
-        return {f["key"] async for f in cursor}
 
     # -- contacts ---------------------------------------------------------
 

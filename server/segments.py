@@ -48,13 +48,15 @@ async def compile_for(db: Database, registry: ConditionRegistry, workspace_id: s
     """Validate and compile ``rule`` for the workspace at ``as_of`` (default
     now); with ``observe``, with the values each condition looks at."""
     # Two small reads, one round trip's wait: they do not depend on each other.
-    fields, newest_event_day = await asyncio.gather(db.custom_fields(workspace_id),
-                                                    db.newest_event_day(workspace_id))
+    declarations, newest_event_day = await asyncio.gather(db.custom_field_declarations(workspace_id),
+                                                          db.newest_event_day(workspace_id))
+    fields = {d["key"]: d["type"] for d in declarations}
     validate_rule(rule, registry, validation_context(fields))
     context = compile_context(fields, effective_as_of(as_of), newest_event_day)
     nodes: list[CompiledNode] = []
     query = compile_rule(rule, registry, context, nodes=nodes, observe=observe)
-    return CompiledRule(workspace_id, query, tuple(nodes), indexed_fields(fields))
+    indexed = {d["key"]: d["type"] for d in declarations if d.get("indexed")}
+    return CompiledRule(workspace_id, query, tuple(nodes), indexed_fields(indexed))
 
 
 async def count(db: Database, compiled: CompiledRule) -> int:

@@ -69,3 +69,16 @@ def test_custom_fields_are_indexed_on_request_only(gql):
     assert ("workspace_id", "custom.seats_x") in index_keys(gql)
     error = gql.errors(DECLARE, k="seats_x", t="TEXT", i=True)[0]
     assert error["extensions"]["code"] == "CONFLICT" and "already declared as NUMBER" in error["message"]
+
+
+def test_only_indexed_custom_fields_lead_the_pipeline(gql):
+    gql.graphql(DECLARE, k="plain_n", t="NUMBER", i=False)
+    gql.graphql(DECLARE, k="fast_n", t="NUMBER", i=True)
+    rule = {"all": [{"numericRange": {"field": "plain_n", "comparison": "GT", "value": 1}},
+                    {"numericRange": {"field": "fast_n", "comparison": "GT", "value": 1}},
+                    {"tags": {"excludes": ["x"]}}]}
+    pipeline = gql.graphql(EXPLAIN, r=rule, a=SEED_AS_OF)["explainSegment"]["pipeline"]
+    assert set(pipeline[0]["$match"]) == {"workspace_id", "custom.fast_n"}
+    only_plain = {"all": rule["all"][::2]}
+    pipeline = gql.graphql(EXPLAIN, r=only_plain, a=SEED_AS_OF)["explainSegment"]["pipeline"]
+    assert [list(stage) for stage in pipeline] == [["$match"], ["$count"]]  # nothing to lead with: one scan

@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from pymongo.errors import PyMongoError
 from strawberry.asgi import GraphQL
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache,
+                                   QueryDepthLimiter, ValidationCache)
 
 from segmentql.schema import build_schema
 from segmentql.schema.context import RequestContext
@@ -26,6 +27,10 @@ from .registry import ConditionRegistry, load_registry
 from .settings import Settings
 
 log = logging.getLogger("segmentql")
+
+# Parsed and validated documents kept, by query text: front ends send the same
+# few documents again and again (their variables differ).
+DOCUMENT_CACHE_SIZE = 128
 
 
 def _refusal(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
@@ -157,10 +162,16 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
     if registry is None:
         registry = load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
     state = AppState(settings, registry)
+    # The limit rules are made once, so a document's validation result can be
+    # cached: the cache key is (schema, document, rules), and a parsed document
+    # is the same object for the same text while ParserCache holds it.
+    limits = (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
     schema = build_schema(registry, extensions=[  # factories: a fresh extension per request
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens)])
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: AddValidationRules(list(limits)),
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE)])
     graphql = Gate(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
 
     async def health(_request: Request) -> Response:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from .compiler import CompiledRule
 from .database import Database
-from .rollups import SINCE_FIELDS, day_number, day_start, window_count_expression
+from .rollups import METRIC_SERIES, day_number, day_start, window_count_expression
 from .segments import BadArgument
 
 MAX_WINDOW_DAYS = 3660
-METRICS = ("opens", "clicks", "conversions")
+METRICS = tuple(METRIC_SERIES.values())  # opens, clicks, conversions
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def _received_in(first_day: int, last_day: int) -> dict:
 
 def analytics_pipeline(compiled: CompiledRule, first_day: int, last_day: int) -> list[dict]:
     per_contact = {"_id": 0, "received": _received_in(first_day, last_day),
-                   **{m: window_count_expression(SINCE_FIELDS[m.upper()], first_day, last_day) for m in METRICS}}
+                   **{m: window_count_expression(m, first_day, last_day) for m in METRICS}}
     totals: dict = {"_id": None, "members": {"$sum": 1}, "received": {"$sum": "$received"}}
     for m in METRICS:
         totals[m] = {"$sum": f"${m}"}

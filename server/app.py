@@ -21,6 +21,7 @@ from strawberry.extensions import (AddValidationRules, MaxAliasesLimiter, MaxTok
 from segmentql.schema import build_schema
 from segmentql.schema.context import RequestContext
 
+from . import ingest
 from .database import Database
 from .graphiql import ASSETS_URL, asset, graphiql_page
 from .registry import ConditionRegistry, load_registry
@@ -185,6 +186,7 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
     async def lifespan(_app):
         state.db = Database(mongodb_uri, settings.database, settings.max_time_ms)
         await state.db.ensure_indexes()
+        await ingest.upgrade_rollups(state.db)
         try:
             yield
         finally:

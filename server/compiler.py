@@ -27,7 +27,7 @@ from .registry import ConditionRegistry
 GROUPS = ("all", "any", "not")
 FORBIDDEN_OPERATORS = frozenset({"$where", "$function", "$accumulator", "$out", "$merge"})
 CONTACTS_COLLECTION = "contacts"
-PAGE_PROJECTION = {"_id": 0, "stats.activity": 0}
+PAGE_PROJECTION = {"_id": 0, "stats.activity": 0, "stats.eventDays": 0}  # what Contact.stats shows
 PAGE_PROJECTION_WITHOUT_STATS = {"_id": 0, "stats": 0}
 
 
@@ -123,18 +123,35 @@ def validate_rule(rule, registry: ConditionRegistry, ctx: ValidationContext,
                 raise ConditionFailed(here, entry.plugin, exc) from exc
 
 
-def _and(parts: list[dict]) -> dict:
-    flat: list[dict] = []
-    for part in parts:
-        if part == ALWAYS:
-            continue
-        if list(part) == ["$and"]:
-            flat.extend(part["$and"])
+def _conjuncts(part: dict) -> list[dict]:
+    """A query as the single-key queries that must all hold: a document's keys
+    are ANDed, and so are the items of ``$and``."""
+    found = []
+    for key, value in part.items():
+        if key == "$and":
+            for item in value:
+                found.extend(_conjuncts(item))
         else:
-            flat.append(part)
-    if not flat:
+            found.append({key: value})
+    return found
+
+
+def _and(parts: list[dict]) -> dict:
+    """All of ``parts``, with repeated tests once (conditions often imply the
+    same thing, e.g. two engagement windows "some activity since day D") and
+    as few documents as keys allow, tests kept in order."""
+    conjuncts: list[dict] = []
+    for part in parts:
+        conjuncts.extend(c for c in _conjuncts(part) if c not in conjuncts)
+    groups: list[dict] = []
+    for conjunct in conjuncts:
+        (key,) = conjunct
+        if not groups or key in groups[-1]:
+            groups.append({})
+        groups[-1].update(conjunct)
+    if not groups:
         return dict(ALWAYS)
-    return flat[0] if len(flat) == 1 else {"$and": flat}
+    return groups[0] if len(groups) == 1 else {"$and": groups}
 
 
 def _or(parts: list[dict]) -> dict:

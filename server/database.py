@@ -16,6 +16,8 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from .rollups import ROLLUP_LAYOUT
+
 UTC = dt.timezone.utc
 DUPLICATE_KEY = 11000
 
@@ -143,7 +145,8 @@ class Database:
 
     async def create_workspace(self, name: str) -> tuple[dict, str]:
         key = new_key()
-        doc = {"_id": str(ObjectId()), "name": name, "keys": [hash_key(key)], "createdAt": now()}
+        doc = {"_id": str(ObjectId()), "name": name, "keys": [hash_key(key)], "createdAt": now(),
+               "rollupLayout": ROLLUP_LAYOUT}
         try:
             await self.db.workspaces.insert_one(doc)
         except DuplicateKeyError:
@@ -161,6 +164,15 @@ class Database:
     async def set_demo_dataset(self, workspace_id: str, name: str) -> None:
         """Remember which generated data set ``segmentql demo`` imported, so a restart skips it."""
         await self.db.workspaces.update_one({"_id": workspace_id}, {"$set": {"demoDataset": name}})
+
+    async def workspaces_with_old_rollups(self) -> list[dict]:
+        """Workspaces whose contacts' rollups may predate the current layout
+        (those made before the layout was recorded have none)."""
+        return await self.db.workspaces.find({"rollupLayout": {"$ne": ROLLUP_LAYOUT}}, {"name": 1}).to_list()
+
+    async def note_rollup_layout(self, workspace_id: str) -> None:
+        """Every contact of the workspace has rollups of the current layout."""
+        await self.db.workspaces.update_one({"_id": workspace_id}, {"$set": {"rollupLayout": ROLLUP_LAYOUT}})
 
     async def note_event_day(self, workspace_id: str, day: int) -> None:
         """Remember the newest UTC day that any stored event of the workspace falls on."""
@@ -250,13 +262,14 @@ class Database:
         return await self.db.contacts.find_one({"_id": doc_key(workspace_id, contact_id)}, {"_id": 0})
 
     async def write_contacts(self, workspace_id: str, changes: Sequence[tuple[str, dict, dict]],
-                             new_ids: set[str] = frozenset()) -> None:
+                             new_ids: set[str] = frozenset()) -> set[str]:
         """Upsert contacts: each change is (id, fields to set, fields set only when
         the contact is new). Contacts in ``new_ids`` were absent when the batch
         was read and are inserted, which the embedded server does several times
-        faster than upserts; one created meanwhile by another writer is upserted."""
+        faster than upserts; one created meanwhile by another writer is upserted.
+        Returns the ids of those (of ``new_ids``) that existed after all."""
         if not changes:
-            return
+            return set()
 
         def upsert(cid, fields, on_insert):
             return UpdateOne({"_id": doc_key(workspace_id, cid)},
@@ -265,6 +278,7 @@ class Database:
 
         fresh = [c for c in changes if c[0] in new_ids]
         retry = [upsert(*c) for c in changes if c[0] not in new_ids]
+        taken: set[int] = set()
         if fresh:
             try:
                 await self.db.contacts.insert_many(
@@ -277,6 +291,7 @@ class Database:
                 retry += [upsert(*fresh[i]) for i in sorted(taken)]
         if retry:
             await self.db.contacts.bulk_write(retry, ordered=False)
+        return {fresh[i][0] for i in taken}
 
     async def delete_contacts(self, workspace_id: str, ids: Sequence[str]) -> int:
         deleted = 0

@@ -3,9 +3,13 @@
 The files are read twice. The first pass only checks that every line is a JSON
 object, so a truncated or garbled file is refused before anything is written.
 The second pass feeds batches to the same ingestion functions the GraphQL
-mutations use. Every step is idempotent (upserts by id, events deduplicated
-by id, rollups recomputed from raw events), so an import that was killed
-part-way is completed, not doubled, by running it again.
+mutations use. Contacts new to the workspace are held back and written last,
+once each, with rollups computed from their stored events (an insert and a
+rollup update would each cost about as much). Every step is idempotent
+(upserts by id, events deduplicated by id, rollups recomputed from raw
+events), so an import that was killed part-way is completed, not doubled, by
+running it again; until then, events it stored for contacts it had not yet
+written wait for them (a contact created later gets its rollups from them).
 """
 
 import json
@@ -18,21 +22,31 @@ from pathlib import Path
 from . import ingest
 from .database import Database
 
-async def _contacts(db, workspace_id, items, _due):
-    return await ingest.upsert_contacts(db, workspace_id, items)
+@dataclass
+class _Pending:
+    """What the import writes after all files: the new contacts it holds back
+    (written once, with their rollups) and the stored contacts whose rollups
+    its events change, in order."""
+    new_contacts: dict[str, dict] = field(default_factory=dict)
+    due: dict[str, None] = field(default_factory=dict)
 
 
-async def _campaigns(db, workspace_id, items, _due):
+async def _contacts(db, workspace_id, items, pending: _Pending):
+    return await ingest.upsert_contacts(db, workspace_id, items, held=pending.new_contacts)
+
+
+async def _campaigns(db, workspace_id, items, _pending):
     return await ingest.upsert_campaigns(db, workspace_id, items)
 
 
-async def _events(db, workspace_id, items, due: dict):
-    result, contact_ids = await ingest.store_events(db, workspace_id, items)
-    due.update(dict.fromkeys(contact_ids))
+async def _events(db, workspace_id, items, pending: _Pending):
+    result, contact_ids = await ingest.store_events(db, workspace_id, items, held=pending.new_contacts)
+    pending.due.update((cid, None) for cid in contact_ids if cid not in pending.new_contacts)
     return result
 
 
-ENTITY_FILES = (("contacts.ndjson", _contacts), ("campaigns.ndjson", _campaigns), ("events.ndjson", _events))
+# Campaigns first: nothing they hold depends on the rest, and rollups name them.
+ENTITY_FILES = (("campaigns.ndjson", _campaigns), ("contacts.ndjson", _contacts), ("events.ndjson", _events))
 
 
 class ImportRefused(ValueError):
@@ -134,21 +148,23 @@ async def import_directory(db: Database, workspace_id: str, directory: Path, bat
             result.accepted += created
             result.unchanged += not created
         report.counts["fields"] = result
-    due: dict[str, None] = {}  # contacts whose rollups the imported events change, in order
+    pending = _Pending()
     for name, ingest_batch in ENTITY_FILES:
         if name not in totals:
             continue
         report.counts[name.split(".")[0]] = await _import_file(
             db, workspace_id, directory / name, ingest_batch, batch_size, totals[name], progress, report.problems,
-            due)
-    await ingest.refresh_rollups(db, workspace_id, list(due), bulk=True,
-                                 on_progress=lambda done, total: progress.update("rollups", done, total,
-                                                                                final=done == total))
+            pending)
+
+    def reporter(label: str):
+        return lambda done, total: progress.update(label, done, total, final=done == total)
+    await ingest.create_contacts(db, workspace_id, pending.new_contacts, on_progress=reporter("new contacts"))
+    await ingest.refresh_rollups(db, workspace_id, list(pending.due), bulk=True, on_progress=reporter("rollups"))
     return report
 
 
 async def _import_file(db: Database, workspace_id: str, path: Path, ingest_batch: Callable, batch_size: int,
-                       total: int, progress: Progress, problems: list[str], due: dict) -> ingest.IngestResult:
+                       total: int, progress: Progress, problems: list[str], pending: _Pending) -> ingest.IngestResult:
     result = ingest.IngestResult()
     batch: list[dict] = []
     line_numbers: list[int] = []
@@ -156,7 +172,7 @@ async def _import_file(db: Database, workspace_id: str, path: Path, ingest_batch
 
     async def flush():
         nonlocal done
-        outcome = await ingest_batch(db, workspace_id, batch, due)
+        outcome = await ingest_batch(db, workspace_id, batch, pending)
         result.add(outcome)
         problems.extend(f"{path}:{line_numbers[e.index]}: {e.message}" for e in outcome.errors)
         done += len(batch)

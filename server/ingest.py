@@ -10,8 +10,9 @@ skipped, the rest of the batch is kept.
 """
 
 import datetime as dt
+import logging
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -20,9 +21,13 @@ from . import fieldtypes
 from .database import Database, now
 from .rollups import compute_stats, day_number, empty_stats
 
+log = logging.getLogger("segmentql")
 EVENT_TYPES = ("SENT", "OPEN", "CLICK", "CONVERSION")
 DEVICES = ("MOBILE", "DESKTOP", "TABLET")
 ROLLUP_CHUNK = 500
+# More ids than this in one call are likely a bulk load (an import, a sync from
+# an ESP) with consecutive ids: read them as index ranges (Database._find_in).
+BULK_READ = 100
 MAX_ID_LENGTH = 256
 
 
@@ -166,13 +171,23 @@ def _contact_changes(item: dict, current: dict, fields: dict[str, str]) -> dict:
 CONTACT_FIELDS = ("email", "country", "timezone", "tags", "leadScore", "custom", "dateParts")
 
 
-async def upsert_contacts(db: Database, workspace_id: str, items: list) -> IngestResult:
+async def upsert_contacts(db: Database, workspace_id: str, items: list,
+                          held: dict[str, dict] | None = None) -> IngestResult:
+    """Validate and store contacts. A new contact is created with rollups from
+    the events already stored for it (there are none, unless an import that was
+    killed stored them first: see ``held``).
+
+    With ``held`` (bulk import), new contacts are not written but kept there,
+    id -> fields, for :func:`create_contacts` to write once, with their
+    rollups, after their events are stored: one write per contact instead of an
+    insert and a rollup update."""
     result = IngestResult()
     fields = await db.custom_fields(workspace_id)
     ids = {i for i in (_item_id(item) for item in items) if i}
-    stored = await db.contacts_by_id(workspace_id, ids, {"_id": 0, "stats.campaigns": 0, "stats.activity": 0},
-                                     dense=len(ids) > 100)  # a bulk upsert: an import, a sync from an ESP
+    stored = await db.contacts_by_id(workspace_id, ids, {**dict.fromkeys(CONTACT_FIELDS, 1), "stats.events": 1},
+                                     dense=len(ids) > BULK_READ)
     state = {cid: {k: doc.get(k) for k in CONTACT_FIELDS} for cid, doc in stored.items()}
+    state.update({cid: held[cid] for cid in ids if held and cid in held})
     changed: dict[str, dict] = {}
     for index, item in enumerate(items):
         try:
@@ -190,15 +205,38 @@ async def upsert_contacts(db: Database, workspace_id: str, items: list) -> Inges
         result.accepted += 1
         state[cid] = new
         changed[cid] = new
+    created = {cid: doc for cid, doc in changed.items() if cid not in stored}
     stamp = now()
-    await db.write_contacts(workspace_id, [
-        (cid, {**doc, "updatedAt": stamp}, {"createdAt": stamp, "stats": empty_stats()})
-        for cid, doc in changed.items()], new_ids=set(changed) - set(stored))
+    await db.write_contacts(workspace_id, [(cid, {**doc, "updatedAt": stamp}, {"createdAt": stamp, "stats": empty_stats()})
+                                           for cid, doc in changed.items() if cid in stored])
+    if held is None:
+        await create_contacts(db, workspace_id, created)
+    else:
+        held.update(created)
     moved = [cid for cid, doc in changed.items()
              if cid in stored and stored[cid].get("timezone") != doc["timezone"]
              and (stored[cid].get("stats") or {}).get("events")]
     await refresh_rollups(db, workspace_id, moved)
     return result
+
+
+async def create_contacts(db: Database, workspace_id: str, contacts: dict[str, dict],
+                          on_progress: Callable[[int, int], None] | None = None) -> None:
+    """Insert new contacts (id -> fields) with rollups computed from the events
+    stored for them, in id order and chunks. One that another writer created
+    meanwhile is updated instead, and its rollups refreshed."""
+    ids = sorted(contacts)
+    for start in range(0, len(ids), ROLLUP_CHUNK):
+        chunk = ids[start:start + ROLLUP_CHUNK]
+        stats = await _rollups(db, workspace_id, {cid: contacts[cid].get("timezone") for cid in chunk},
+                               dense=len(chunk) > BULK_READ)
+        stamp = now()
+        taken = await db.write_contacts(workspace_id, [
+            (cid, {**contacts[cid], "updatedAt": stamp}, {"createdAt": stamp, "stats": stats[cid]}) for cid in chunk],
+            new_ids=set(chunk))
+        await refresh_rollups(db, workspace_id, sorted(taken))
+        if on_progress is not None:
+            on_progress(start + len(chunk), len(ids))
 
 
 async def delete_contacts(db: Database, workspace_id: str, ids: list[str]) -> IngestResult:
@@ -289,10 +327,13 @@ async def record_events(db: Database, workspace_id: str, items: list) -> IngestR
     return result
 
 
-async def store_events(db: Database, workspace_id: str, items: list) -> tuple[IngestResult, list[str]]:
+async def store_events(db: Database, workspace_id: str, items: list,
+                       held: Collection[str] = ()) -> tuple[IngestResult, list[str]]:
     """Store raw events without touching rollups; returns the result and the
     contacts whose rollups are now due (those of every valid event, stored now
-    or before). Bulk import refreshes them once at the end instead of per batch."""
+    or before). Bulk import refreshes them once at the end instead of per batch,
+    and passes the ids of the contacts it holds back to create then (see
+    :func:`upsert_contacts`): their events are accepted."""
     result = IngestResult()
     parsed: list[tuple[int, dict]] = []
     for index, item in enumerate(items):
@@ -302,12 +343,13 @@ async def store_events(db: Database, workspace_id: str, items: list) -> tuple[In
             parsed.append((index, _event_doc(workspace_id, item)))
         except ItemInvalid as exc:
             result.errors.append(ItemError(index, _item_id(item), f"event {_item_id(item)!r}: {exc}"))
-    contacts = await db.contacts_by_id(workspace_id, {d["contact_id"] for _, d in parsed}, {"id": 1})
+    stored = await db.contacts_by_id(workspace_id, {d["contact_id"] for _, d in parsed if d["contact_id"] not in held},
+                                     {"id": 1})
     campaigns = await db.campaigns_by(workspace_id, "id", {d["campaign_id"] for _, d in parsed if "campaign_id" in d})
     valid: list[dict] = []
     seen: set[str] = set()
     for index, doc in parsed:
-        if doc["contact_id"] not in contacts:
+        if doc["contact_id"] not in stored and doc["contact_id"] not in held:
             problem = f"unknown contact {doc['contact_id']!r}"
         elif "campaign_id" in doc and doc["campaign_id"] not in campaigns:
             problem = f"unknown campaign {doc['campaign_id']!r}"
@@ -329,6 +371,18 @@ async def store_events(db: Database, workspace_id: str, items: list) -> tuple[In
 
 # -- rollups ----------------------------------------------------------------
 
+async def _rollups(db: Database, workspace_id: str, timezones: dict[str, str | None], dense: bool) -> dict[str, dict]:
+    """Rollups (``stats``) of these contacts (id -> timezone) from their stored events."""
+    events = await db.events_of_contacts(workspace_id, list(timezones), dense=dense)
+    campaign_ids = {e["campaign_id"] for evs in events.values() for e in evs if "campaign_id" in e}
+    campaigns = await db.campaigns_by(workspace_id, "id", campaign_ids)
+    stats = {cid: compute_stats(events[cid], tz, campaigns) for cid, tz in timezones.items()}
+    engaged_days = [s["lastEngagedDay"] for s in stats.values() if s["lastEngagedDay"] is not None]
+    if engaged_days:  # also records the marker for data stored before it existed
+        await db.note_event_day(workspace_id, max(engaged_days))
+    return stats
+
+
 async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str], bulk: bool = False,
                           on_progress: Callable[[int, int], None] | None = None) -> int:
     """Recompute ``stats`` of these contacts from their raw events; returns how
@@ -340,19 +394,26 @@ async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str
     for start in range(0, len(contact_ids), ROLLUP_CHUNK):
         chunk = contact_ids[start:start + ROLLUP_CHUNK]
         contacts = await db.contacts_by_id(workspace_id, chunk, {"_id": 0, "id": 1, "timezone": 1}, dense=bulk)
-        events = await db.events_of_contacts(workspace_id, list(contacts), dense=bulk)
-        campaign_ids = {e["campaign_id"] for evs in events.values() for e in evs if "campaign_id" in e}
-        campaigns = await db.campaigns_by(workspace_id, "id", campaign_ids)
-        updates = [(cid, contact.get("timezone"), compute_stats(events[cid], contact.get("timezone"), campaigns))
-                   for cid, contact in contacts.items()]
-        await db.write_stats(workspace_id, updates)
-        engaged_days = [stats["lastEngagedDay"] for _, _, stats in updates if stats["lastEngagedDay"] is not None]
-        if engaged_days:  # also records the marker for data stored before it existed
-            await db.note_event_day(workspace_id, max(engaged_days))
+        timezones = {cid: contact.get("timezone") for cid, contact in contacts.items()}
+        stats = await _rollups(db, workspace_id, timezones, dense=bulk)
+        await db.write_stats(workspace_id, [(cid, tz, stats[cid]) for cid, tz in timezones.items()])
         if on_progress is not None:
             on_progress(start + len(chunk), len(contact_ids))
     return len(contact_ids)
 
 
 async def rebuild_all_rollups(db: Database, workspace_id: str) -> int:
-    return await refresh_rollups(db, workspace_id, await db.all_contact_ids(workspace_id), bulk=True)
+    rebuilt = await refresh_rollups(db, workspace_id, await db.all_contact_ids(workspace_id), bulk=True)
+    await db.note_rollup_layout(workspace_id)
+    return rebuilt
+
+
+async def upgrade_rollups(db: Database) -> list[tuple[str, int]]:
+    """Rebuild the rollups of every workspace whose rollups have an older
+    layout than this version computes (conditions would read fields they lack);
+    returns (workspace name, contacts rebuilt). Run before serving."""
+    upgraded = []
+    for workspace in await db.workspaces_with_old_rollups():
+        log.warning("rebuilding the rollups of workspace %r: they predate this version's layout", workspace["name"])
+        upgraded.append((workspace["name"], await rebuild_all_rollups(db, workspace["_id"])))
+    return upgraded

@@ -16,10 +16,16 @@ The ``stats`` sub-document::
     opensByDevice     {"MOBILE": n, "DESKTOP": n, "TABLET": n}
     activity          daily buckets of engagement, newest day first, one per UTC
                       day with an OPEN, CLICK or CONVERSION. Counts are
-                      *suffix sums*: ``opensSince`` is the number of opens on
-                      that day or later. "at least k opens on days >= L" is then
-                      the plain query {activity: {$elemMatch: {day: {$gte: L},
-                      opensSince: {$gte: k}}}}, which needs no $expr.
+                      *suffix sums* per series (see SERIES): ``opensSince`` is
+                      the number of opens on that day or later, so the count of
+                      any window of days is one subtraction
+                      (:func:`window_count_expression`).
+    eventDays         per series, the UTC day of each of the newest DAYS_KEPT
+                      events, newest first, a day repeated once per event. "At
+                      least k opens on days >= L" is then the one comparison
+                      {"stats.eventDays.opens.<k-1>": {$gte: L}}
+                      (:func:`at_least_since`): the matcher reads one array
+                      element instead of testing bucket after bucket.
     lastEngagedDay    day number of the newest bucket (None without engagement)
     lastOpenAt, lastClickAt, lastConversionAt, lastActivityAt   datetimes
     lastOpenDevice    device of the latest OPEN (ties: greatest event id)
@@ -44,21 +50,37 @@ UTC = dt.timezone.utc
 EPOCH = dt.date(1970, 1, 1)
 DEVICES = ("MOBILE", "DESKTOP", "TABLET")
 ENGAGEMENT_TYPES = {"OPEN": "opens", "CLICK": "clicks", "CONVERSION": "conversions"}
-DEVICE_SINCE = {d: f"opens{d.capitalize()}Since" for d in DEVICES}
-SINCE_FIELDS = {"OPENS": "opensSince", "CLICKS": "clicksSince", "CONVERSIONS": "conversionsSince"}
+# The engagement series a window rule can count: each metric, and opens on each device.
+METRIC_SERIES = {"OPENS": "opens", "CLICKS": "clicks", "CONVERSIONS": "conversions"}
+DEVICE_SERIES = {d: f"opens{d.capitalize()}" for d in DEVICES}
+# How many newest event days ``eventDays`` keeps per series: "at least k" with
+# a larger k reads the buckets instead.
+DAYS_KEPT = 100
+# The shape of ``stats``: bumped whenever compute_stats' output changes, so a
+# service starting on older rollups rebuilds them (ingest.upgrade_rollups).
+ROLLUP_LAYOUT = 2
 
 
-def window_count_expression(since: str, first_day: int, last_day: int) -> dict:
-    """Aggregation expression over a contact document: its events on days
-    ``first_day..last_day`` counted by the suffix-sum field ``since`` of
-    ``stats.activity``, as S(first_day) - S(last_day + 1), where S(d) is the
-    suffix sum of the oldest bucket on or after day d (0 when there is none).
-    Conditions, explanations and segment analytics all count windows with it."""
+def at_least_since(series: str, k: int, first_day: int) -> dict:
+    """Query: at least ``k`` (>= 1) events of ``series`` on days >= ``first_day``
+    (later days included). The k-th newest event's day when it is kept, else
+    the bucket whose suffix sum covers the window."""
+    if k <= DAYS_KEPT:
+        return {f"stats.eventDays.{series}.{k - 1}": {"$gte": first_day}}
+    return {"stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, f"{series}Since": {"$gte": k}}}}
+
+
+def window_count_expression(series: str, first_day: int, last_day: int) -> dict:
+    """Aggregation expression over a contact document: its events of ``series``
+    on days ``first_day..last_day``, from the suffix sums of ``stats.activity``
+    as S(first_day) - S(last_day + 1), where S(d) is the suffix sum of the
+    oldest bucket on or after day d (0 when there is none). Conditions,
+    explanations and segment analytics all count windows with it."""
     def suffix(day: int) -> dict:
         return {"$ifNull": [{"$max": {"$map": {
             "input": {"$filter": {"input": {"$ifNull": ["$stats.activity", []]}, "as": "b",
                                   "cond": {"$gte": ["$$b.day", day]}}},
-            "as": "b", "in": f"$$b.{since}"}}}, 0]}
+            "as": "b", "in": f"$$b.{series}Since"}}}, 0]}
     return {"$subtract": [suffix(first_day), suffix(last_day + 1)]}
 
 
@@ -147,14 +169,17 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
                 if lowered not in summary["urls"]:
                     summary["urls"].append(lowered)
 
+    series_of = {**{m: m for m in METRIC_SERIES.values()}, **DEVICE_SERIES}  # bucket key -> series
     activity = []
-    running = dict.fromkeys(("opens", "clicks", "conversions", *DEVICES), 0)
+    running = dict.fromkeys(series_of.values(), 0)
+    event_days: dict[str, list[int]] = {series: [] for series in series_of.values()}
     for day in sorted(per_day, reverse=True):
-        for k, v in per_day[day].items():
-            running[k] += v
-        activity.append({"day": day, "opensSince": running["opens"], "clicksSince": running["clicks"],
-                         "conversionsSince": running["conversions"],
-                         **{DEVICE_SINCE[d]: running[d] for d in DEVICES}})
+        for key, n in per_day[day].items():
+            series = series_of[key]
+            running[series] += n
+            days = event_days[series]
+            days.extend([day] * min(n, DAYS_KEPT - len(days)))
+        activity.append({"day": day, **{f"{series}Since": total for series, total in running.items()}})
 
     received = [s for s in summaries.values() if s["received"] and s["sentAt"] is not None]
     if received:
@@ -168,6 +193,7 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
         **totals,
         "opensByDevice": by_device,
         "activity": activity,
+        "eventDays": event_days,
         "lastEngagedDay": activity[0]["day"] if activity else None,
         "lastOpenAt": last["OPEN"],
         "lastClickAt": last["CLICK"],

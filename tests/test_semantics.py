@@ -280,3 +280,29 @@ def test_explain_membership_values_of_a_contact_without_data(ws):
     assert values["lead score"] is None and values["country"] is None and values["tags"] == []
     assert values["latest open"] is None and values["most common open weekday"] is None
     assert values["campaign k1"] is None and values["custom field ltv"] is None
+
+
+def test_engagement_windows_are_exact_past_the_kept_event_days(http):
+    """Rollups keep the days of the newest DAYS_KEPT events per series; larger
+    counts are read from the daily buckets. Both give the same answers."""
+    from segmentql.server.rollups import DAYS_KEPT
+
+    assert DAYS_KEPT == 100  # the counts below straddle it
+    client = new_workspace(http)
+    client.graphql("mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted } }",
+                   c=[{"id": "heavy", "email": "h@example.com"}, {"id": "light", "email": "l@example.com"}])
+    # heavy: 13 opens on each of the 10 days up to today (130); light: 1 open today.
+    opens = [{"id": f"h{day}-{n}", "contactId": "heavy", "type": "OPEN", "at": f"2026-11-{19 + day}T{n:02d}:00:00Z"}
+             for day in range(10) for n in range(13)]
+    opens.append({"id": "l1", "contactId": "light", "type": "OPEN", "at": "2026-11-28T08:00:00Z"})
+    assert client.graphql("mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted } }",
+                          e=opens)["recordEvents"]["accepted"] == 131
+
+    def opened(comparison, value, days):
+        return members(client, {"engagement": {"metric": "OPENS", "comparison": comparison, "value": value,
+                                               "withinDays": days}})
+    assert opened("GTE", 100, 10) == opened("GTE", 101, 10) == opened("EQ", 130, 10) == {"heavy"}
+    assert opened("GTE", 131, 10) == set() and opened("LT", 131, 10) == {"heavy", "light"}
+    assert opened("GTE", 104, 8) == {"heavy"} and opened("GTE", 105, 8) == set()  # 8 days: 104 opens
+    assert opened("EQ", 104, 8) == {"heavy"} and opened("LTE", 99, 8) == {"light"}
+    assert opened("GTE", 13, 1) == {"heavy"} and opened("GTE", 14, 1) == set()

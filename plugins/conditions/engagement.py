@@ -1,12 +1,11 @@
 """``engagement``: how many opens / clicks / conversions a contact has, in
 total or on the last N days, optionally opens on one device only.
 
-Totals are plain fields of the rollup. A window uses the rollup's daily
-buckets, whose counts are suffix sums ("opens on this day or later"): for a
-contact with no engagement after today, "at least k in the last N days" is the
-index-friendly ``$elemMatch {day >= D-N+1, opensSince >= k}``. Only contacts
-with events dated after ``asOf`` (an ``asOf`` in the past) need the exact
-``$expr`` that subtracts the later part.
+Totals are plain fields of the rollup. A window "at least k on days >= D-N+1"
+is one comparison on the rollup's ``eventDays`` (the day of the k-th newest
+event; :func:`segmentql.server.rollups.at_least_since`), for every contact with
+no engagement after today. Only contacts with events dated after ``asOf`` (an
+``asOf`` in the past) need the exact ``$expr`` that subtracts the later part.
 """
 
 from typing import Optional
@@ -15,7 +14,7 @@ import strawberry
 
 from .. import (ALWAYS, NEVER, CompileContext, Comparison, Condition, Device, Metric, Observation, RuleError,
                 compare, hookimpl, needs, require_positive)
-from ...server.rollups import DEVICE_SINCE, SINCE_FIELDS, window_count_expression
+from ...server.rollups import DEVICE_SERIES, METRIC_SERIES, at_least_since, window_count_expression
 
 TOTAL_PATHS = {"OPENS": "stats.opens", "CLICKS": "stats.clicks", "CONVERSIONS": "stats.conversions"}
 
@@ -46,27 +45,26 @@ def _negate(query: dict) -> dict:
     return {"$nor": [query]}
 
 
-def _at_least(k: int, since: str, total: str, first_day: int, ctx: CompileContext) -> dict:
-    """At least k events on days first_day..today. Two plain scalar tests that
-    the bucket test implies come first, so most contacts are decided without
-    reading their bucket array: some activity since first_day (indexed) and at
-    least k such events in total."""
+def _at_least(k: int, series: str, first_day: int, ctx: CompileContext) -> dict:
+    """At least k events of the series on days first_day..today. "Some
+    activity since first_day", which that implies, comes first: it is indexed,
+    so a window rule on its own reads only the recently active contacts."""
     if k <= 0:
         return ALWAYS
-    implied = {"stats.lastActivityAt": {"$gte": ctx.day_start(first_day)}, total: {"$gte": k}}
-    recent = {"stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, since: {"$gte": k}}}}
+    implied = {"stats.lastActivityAt": {"$gte": ctx.day_start(first_day)}}
+    recent = at_least_since(series, k, first_day)
     if not ctx.events_after_today:
         return {**implied, **recent}
     nothing_later = {"$and": [{"stats.lastEngagedDay": {"$not": {"$gt": ctx.today}}}, recent]}
     some_later = {"$and": [
         {"stats.lastEngagedDay": {"$gt": ctx.today}},
-        {"$expr": {"$gte": [window_count_expression(since, first_day, ctx.today), k]}}]}
+        {"$expr": {"$gte": [window_count_expression(series, first_day, ctx.today), k]}}]}
     return {**implied, "$or": [nothing_later, some_later]}
 
 
-def _since_field(node) -> str:
-    """The suffix-sum field of ``stats.activity`` buckets counting the node's events."""
-    return DEVICE_SINCE[node["device"]] if node.get("device") else SINCE_FIELDS[node["metric"]]
+def _series(node) -> str:
+    """The rollup series counting the node's events (see rollups.METRIC_SERIES)."""
+    return DEVICE_SERIES[node["device"]] if node.get("device") else METRIC_SERIES[node["metric"]]
 
 
 def _total_path(node) -> str:
@@ -76,13 +74,12 @@ def _total_path(node) -> str:
 
 def compile_engagement(node, ctx: CompileContext) -> dict:
     comparison, value, days = node["comparison"], node["value"], node.get("withinDays")
-    total = _total_path(node)
     if days is None:
-        return compare(total, comparison, value)
-    since = _since_field(node)
+        return compare(_total_path(node), comparison, value)
+    series = _series(node)
 
     def at_least(k: int) -> dict:
-        return _at_least(k, since, total, ctx.today - days + 1, ctx)
+        return _at_least(k, series, ctx.today - days + 1, ctx)
 
     exactly = {"$and": [at_least(value), _negate(at_least(value + 1))]}
     return {
@@ -103,8 +100,7 @@ def observe_engagement(node, ctx: CompileContext) -> list[Observation]:
     if days is None:
         total = {"$ifNull": [f"${_total_path(node)}", 0]}
         return [Observation(f"{label} in total", total, needs(node["comparison"], node["value"]))]
-    since = _since_field(node)
-    window = window_count_expression(since, ctx.today - days + 1, ctx.today)
+    window = window_count_expression(_series(node), ctx.today - days + 1, ctx.today)
     return [Observation(f"{label} on the last {days} days", window, needs(node["comparison"], node["value"]))]
 
 

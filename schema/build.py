@@ -115,7 +115,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
 
         async def _compiled(self, info: Info, as_of: Optional[dt.datetime]) -> CompiledRule:
             ctx = request_context(info)
-            return await segments.compile_for(ctx.db, ctx.registry, ctx.workspace_id, self.doc["rule"], as_of)
+            return await segments.compile_for(ctx.db, ctx.registry, ctx.workspace, self.doc["rule"], as_of)
 
         @strawberry.field(description="How many contacts are in the segment now (or at `asOf`).")
         async def count(self, info: Info, as_of: AsOf = None) -> int:
@@ -176,7 +176,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
 
     async def preview(info: Info, rule, as_of) -> CompiledRule:
         ctx = request_context(info)
-        return await segments.compile_for(ctx.db, ctx.registry, ctx.workspace_id, to_document(rule), as_of)
+        return await segments.compile_for(ctx.db, ctx.registry, ctx.workspace, to_document(rule), as_of)
 
     @strawberry.type(description="Read segments, contacts and the rule language.")
     class Query:
@@ -210,7 +210,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                 raise segments.BadArgument("give exactly one of `rule` and `segmentId`")
             document = (to_document(rule) if rule is not None
                         else (await segments.get_segment(ctx.db, ctx.workspace_id, str(segment_id)))["rule"])
-            compiled = await segments.compile_for(ctx.db, ctx.registry, ctx.workspace_id, document, as_of,
+            compiled = await segments.compile_for(ctx.db, ctx.registry, ctx.workspace, document, as_of,
                                                   observe=True)
             matches = await segments.membership(ctx.db, compiled, str(contact_id))
             return MembershipExplanation(contact_id=contact_id, member=matches[0].matched, nodes=[
@@ -279,13 +279,16 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                       ) -> CustomField:
             ctx = request_context(info)
             created = await ingest.define_custom_field(ctx.db, ctx.workspace_id, key, type.name, indexed)
+            await ctx.reload_workspace()
             return CustomField(key=key, type=type, created=created)
 
         @strawberry.mutation(description="Create or update contacts by id.")
         async def upsert_contacts(self, info: Info, contacts: Annotated[list[ContactInput], _arg("The contacts.")]) -> BatchResult:
             ctx = request_context(info)
             items = [to_document(c, keep_null=True) for c in _batch(contacts, "contacts")]
-            return BatchResult.from_result(await ingest.upsert_contacts(ctx.db, ctx.workspace_id, items))
+            result = await ingest.upsert_contacts(ctx.db, ctx.workspace_id, items)
+            await ctx.reload_workspace()  # new contacts' events may move the newest event day
+            return BatchResult.from_result(result)
 
         @strawberry.mutation(description="Create or update campaigns by id.")
         async def upsert_campaigns(self, info: Info, campaigns: Annotated[list[CampaignInput], _arg("The campaigns.")]) -> BatchResult:
@@ -297,7 +300,9 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
         async def record_events(self, info: Info, events: Annotated[list[EventInput], _arg("The events.")]) -> BatchResult:
             ctx = request_context(info)
             items = [to_document(e, keep_null=True) for e in _batch(events, "events")]
-            return BatchResult.from_result(await ingest.record_events(ctx.db, ctx.workspace_id, items))
+            result = await ingest.record_events(ctx.db, ctx.workspace_id, items)
+            await ctx.reload_workspace()  # the newest event day may have moved
+            return BatchResult.from_result(result)
 
         @strawberry.mutation(description="Delete contacts and all their events.")
         async def delete_contacts(self, info: Info, ids: Annotated[list[strawberry.ID], _arg("Ids of the contacts to delete.")]) -> BatchResult:
@@ -328,7 +333,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                    label: Annotated[str, _arg("A label, e.g. `Black Friday send`.")],
                                    as_of: AsOf = None) -> Snapshot:
             ctx = request_context(info)
-            return Snapshot(doc=await snapshots.take_snapshot(ctx.db, ctx.registry, ctx.workspace_id, str(id),
+            return Snapshot(doc=await snapshots.take_snapshot(ctx.db, ctx.registry, ctx.workspace, str(id),
                                                               label, as_of))
 
         @strawberry.mutation(description="Delete a snapshot; false when there was none with that id.")

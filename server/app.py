@@ -81,7 +81,7 @@ class SegmentqlGraphQL(GraphQL):
         return {"request": request, "response": response,
                 "segmentql": RequestContext(db=self.state.db, registry=self.state.registry,
                                             settings=self.state.settings,
-                                            workspace_id=request.scope["segmentql.workspace_id"])}
+                                            workspace=request.scope["segmentql.workspace"])}
 
 
 class Gate:
@@ -140,7 +140,7 @@ class Gate:
             return _refusal(503, "DATABASE_UNAVAILABLE", "the database is unavailable right now; try again shortly")
         if workspace is None:
             return _unauthorized("the API key is not valid")
-        scope["segmentql.workspace_id"] = workspace["_id"]
+        scope["segmentql.workspace"] = workspace
         return None
 
     @staticmethod

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
@@ -25,7 +26,6 @@ DUPLICATE_KEY = 11000
 # docs/performance.md lists which condition uses which.
 INDEXES: dict[str, list[IndexModel]] = {
     "workspaces": [IndexModel([("name", ASCENDING)], unique=True), IndexModel([("keys", ASCENDING)])],
-    "fields": [IndexModel([("workspace_id", ASCENDING), ("key", ASCENDING)], unique=True)],
     "contacts": [
         IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)]),
         IndexModel([("workspace_id", ASCENDING), ("leadScore", ASCENDING)]),
@@ -110,6 +110,35 @@ class WorkspaceExists(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace as its document holds it: the facts compiling a rule needs
+    live there, so the read that checks an API key brings them along.
+
+    ``fields``: the declared custom fields, key -> {"type", "indexed"};
+    ``newest_event_day``: the newest UTC day any stored event falls on."""
+
+    id: str
+    name: str
+    fields: Mapping[str, Mapping]
+    newest_event_day: int | None
+
+    @classmethod
+    def from_document(cls, doc: Mapping) -> "Workspace":
+        return cls(id=doc["_id"], name=doc["name"], fields=doc.get("fields") or {},
+                   newest_event_day=doc.get("newestEventDay"))
+
+    @property
+    def custom_fields(self) -> dict[str, str]:
+        """key -> type of every declared custom field."""
+        return {key: spec["type"] for key, spec in self.fields.items()}
+
+    @property
+    def indexed_custom_fields(self) -> dict[str, str]:
+        """key -> type of the custom fields declared ``indexed``."""
+        return {key: spec["type"] for key, spec in self.fields.items() if spec.get("indexed")}
+
+
 class Database:
     """Typed access to segmentql's collections in one MongoDB database."""
 
@@ -126,11 +155,23 @@ class Database:
         await self.client.admin.command("ping")
 
     async def ensure_indexes(self) -> None:
+        await self._move_field_declarations()
         for collection, models in INDEXES.items():
             await self.db[collection].create_indexes(models)
-        declared = {(f["key"], f["type"]) async for f in self.db.fields.find({"indexed": True}, {"key": 1, "type": 1})}
+        declared = {(key, spec["type"]) async for doc in self.db.workspaces.find({}, {"fields": 1})
+                    for key, spec in (doc.get("fields") or {}).items() if spec.get("indexed")}
         for key, field_type in sorted(declared):
             await self.ensure_custom_field_indexes(key, field_type)
+
+    async def _move_field_declarations(self) -> None:
+        """Custom field declarations were documents of a ``fields`` collection
+        before they moved into their workspace's document; move any left there
+        (each is written before the collection is dropped, so a start-up that
+        dies half-way loses nothing and the next one finishes)."""
+        async for decl in self.db.fields.find({}):
+            await self.insert_custom_field(decl["workspace_id"], decl["key"], decl["type"],
+                                           bool(decl.get("indexed")), decl.get("createdAt"))
+        await self.db.drop_collection("fields")
 
     async def ensure_custom_field_indexes(self, key: str, field_type: str) -> None:
         """Index a declared custom field's paths (idempotent), unless the
@@ -178,34 +219,32 @@ class Database:
         """Remember the newest UTC day that any stored event of the workspace falls on."""
         await self.db.workspaces.update_one({"_id": workspace_id}, {"$max": {"newestEventDay": day}})
 
-    async def newest_event_day(self, workspace_id: str) -> int | None:
-        doc = await self.db.workspaces.find_one({"_id": workspace_id}, {"newestEventDay": 1})
-        return (doc or {}).get("newestEventDay")
+    async def workspace_for_key(self, key: str) -> Workspace | None:
+        doc = await self.db.workspaces.find_one({"keys": hash_key(key)}, {"keys": 0})
+        return None if doc is None else Workspace.from_document(doc)
 
-    async def workspace_for_key(self, key: str) -> dict | None:
-        return await self.db.workspaces.find_one({"keys": hash_key(key)}, {"keys": 0})
+    async def workspace(self, workspace_id: str) -> Workspace:
+        doc = await self.db.workspaces.find_one({"_id": workspace_id}, {"keys": 0})
+        if doc is None:
+            raise LookupError(f"no workspace with id {workspace_id!r}")
+        return Workspace.from_document(doc)
 
     # -- custom fields ----------------------------------------------------
 
-    async def custom_field_declarations(self, workspace_id: str) -> list[dict]:
-        """Every declared custom field: ``{key, type, indexed}`` (``indexed`` absent on old declarations)."""
-        cursor = self.db.fields.find({"workspace_id": workspace_id}, {"_id": 0, "key": 1, "type": 1, "indexed": 1})
-        return [f async for f in cursor]
-
     async def custom_fields(self, workspace_id: str) -> dict[str, str]:
-        return {f["key"]: f["type"] for f in await self.custom_field_declarations(workspace_id)}
+        return (await self.workspace(workspace_id)).custom_fields
 
-    async def insert_custom_field(self, workspace_id: str, key: str, field_type: str, indexed: bool) -> bool:
-        """False when the key is already declared (with whatever type)."""
-        try:
-            await self.db.fields.insert_one({"workspace_id": workspace_id, "key": key, "type": field_type,
-                                             "indexed": indexed, "createdAt": now()})
-        except DuplicateKeyError:
-            return False
-        return True
+    async def insert_custom_field(self, workspace_id: str, key: str, field_type: str, indexed: bool,
+                                  created_at: dt.datetime | None = None) -> bool:
+        """False when the key is already declared (with whatever type). Keys
+        match ^[a-z][a-z0-9_]{0,63}$, so they are safe as field names."""
+        result = await self.db.workspaces.update_one(
+            {"_id": workspace_id, f"fields.{key}": {"$exists": False}},
+            {"$set": {f"fields.{key}": {"type": field_type, "indexed": indexed, "createdAt": created_at or now()}}})
+        return result.modified_count == 1
 
     async def mark_custom_field_indexed(self, workspace_id: str, key: str) -> None:
-        await self.db.fields.update_one({"workspace_id": workspace_id, "key": key}, {"$set": {"indexed": True}})
+        await self.db.workspaces.update_one({"_id": workspace_id}, {"$set": {f"fields.{key}.indexed": True}})
 
     # -- contacts ---------------------------------------------------------
 

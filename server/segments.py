@@ -4,7 +4,6 @@ Resolvers call these; they hold no GraphQL types, so the CLI, the benchmarks
 and the tests use the same code paths as the API.
 """
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -15,7 +14,7 @@ from segmentql.plugins.api import Observation
 
 from .compiler import CompiledNode, CompiledRule, compile_context, compile_rule, indexed_fields, validate_rule, \
     validation_context
-from .database import Database, doc_key, now
+from .database import Database, Workspace, doc_key, now
 from .registry import ConditionRegistry
 
 
@@ -43,20 +42,17 @@ async def check_rule(db: Database, registry: ConditionRegistry, workspace_id: st
     validate_rule(rule, registry, validation_context(await db.custom_fields(workspace_id)))
 
 
-async def compile_for(db: Database, registry: ConditionRegistry, workspace_id: str, rule: dict,
+async def compile_for(db: Database, registry: ConditionRegistry, workspace: Workspace, rule: dict,
                       as_of: dt.datetime | None, observe: bool = False) -> CompiledRule:
     """Validate and compile ``rule`` for the workspace at ``as_of`` (default
-    now); with ``observe``, with the values each condition looks at."""
-    # Two small reads, one round trip's wait: they do not depend on each other.
-    declarations, newest_event_day = await asyncio.gather(db.custom_field_declarations(workspace_id),
-                                                          db.newest_event_day(workspace_id))
-    fields = {d["key"]: d["type"] for d in declarations}
-    validate_rule(rule, registry, validation_context(fields))
-    context = compile_context(fields, effective_as_of(as_of), newest_event_day)
+    now); with ``observe``, with the values each condition looks at. The
+    workspace's facts (custom fields, newest event day) come with it: a request
+    has them from the read that checked its key."""
+    validate_rule(rule, registry, validation_context(workspace.custom_fields))
+    context = compile_context(workspace.custom_fields, effective_as_of(as_of), workspace.newest_event_day)
     nodes: list[CompiledNode] = []
     query = compile_rule(rule, registry, context, nodes=nodes, observe=observe)
-    indexed = {d["key"]: d["type"] for d in declarations if d.get("indexed")}
-    return CompiledRule(workspace_id, query, tuple(nodes), indexed_fields(indexed))
+    return CompiledRule(workspace.id, query, tuple(nodes), indexed_fields(workspace.indexed_custom_fields))
 
 
 async def count(db: Database, compiled: CompiledRule) -> int:

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from .compiler import CompiledRule, ConditionFailed, InvalidRule
-from .database import Database, now
+from .database import Database, Workspace, now
 from .registry import ConditionRegistry
 from .segments import BadArgument, NotFound, check_label, compile_for, count, decode_cursor, effective_as_of, \
     get_segment
@@ -38,12 +38,13 @@ async def member_ids(db: Database, compiled: CompiledRule) -> list[str]:
     return [doc["id"] for doc in await db.aggregate_contacts(compiled.ids_pipeline())]
 
 
-async def take_snapshot(db: Database, registry: ConditionRegistry, workspace_id: str, segment_id: str,
+async def take_snapshot(db: Database, registry: ConditionRegistry, workspace: Workspace, segment_id: str,
                         label: str, as_of: dt.datetime | None) -> dict:
     """Freeze the segment's members now (evaluated at ``as_of``, default now)."""
+    workspace_id = workspace.id
     segment = await get_segment(db, workspace_id, segment_id)
     label = check_label(label, "a snapshot label")
-    compiled = await compile_for(db, registry, workspace_id, segment["rule"], as_of)
+    compiled = await compile_for(db, registry, workspace, segment["rule"], as_of)
     ids = await member_ids(db, compiled)
     taken = now()
     doc = {"workspace_id": workspace_id, "id": str(uuid.uuid4()), "segment_id": segment_id, "label": label,
@@ -86,9 +87,12 @@ async def record_sizes(db: Database, registry: ConditionRegistry, workspace_id: 
     all): (segment, size) for each, or (segment, reason) for a segment whose
     rule no longer compiles (say, its plugin was uninstalled), which is skipped."""
     recorded: list[tuple[dict, int | str]] = []
+    workspaces: dict[str, Workspace] = {}
     for segment in await db.all_segments(workspace_id):
+        if segment["workspace_id"] not in workspaces:
+            workspaces[segment["workspace_id"]] = await db.workspace(segment["workspace_id"])
         try:
-            compiled = await compile_for(db, registry, segment["workspace_id"], segment["rule"], None)
+            compiled = await compile_for(db, registry, workspaces[segment["workspace_id"]], segment["rule"], None)
         except (InvalidRule, ConditionFailed) as exc:
             recorded.append((segment, str(exc)))
             continue

@@ -31,7 +31,7 @@ def test_get_query_needs_a_key_too(http):
 
 
 def test_keys_are_stored_hashed(gql):
-    workspace = gql.call(gql.db.workspace_by_name, gql.call(gql.db.workspace_for_key, gql.key)["name"])
+    workspace = gql.call(gql.db.workspace_by_name, gql.call(gql.db.workspace_for_key, gql.key).name)
     assert gql.key not in workspace["keys"]
     assert all(len(k) == 64 for k in workspace["keys"])
 

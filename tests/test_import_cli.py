@@ -36,10 +36,10 @@ def snapshot(http, key) -> dict:
     """Every contact with its rollups and the raw event count, by contact id."""
     db = http.app.state.segmentql.db
     workspace = http.portal.call(db.workspace_for_key, key)
-    ids = http.portal.call(db.all_contact_ids, workspace["_id"])
-    contacts = http.portal.call(db.contacts_by_id, workspace["_id"], ids, {"_id": 0, "workspace_id": 0,
+    ids = http.portal.call(db.all_contact_ids, workspace.id)
+    contacts = http.portal.call(db.contacts_by_id, workspace.id, ids, {"_id": 0, "workspace_id": 0,
                                                                           "createdAt": 0, "updatedAt": 0})
-    events = http.portal.call(db.events_of_contacts, workspace["_id"], ids)
+    events = http.portal.call(db.events_of_contacts, workspace.id, ids)
     return {cid: (contacts[cid], len(events[cid])) for cid in ids}
 
 

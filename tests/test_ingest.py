@@ -183,7 +183,7 @@ def test_rollups_of_an_older_layout_are_rebuilt_before_serving(gql):
     assert gql.members(rule, "2026-11-28T12:00:00Z") == []
 
     upgraded = gql.call(ingest.upgrade_rollups, gql.db)
-    assert (gql.call(gql.db.workspace_for_key, gql.key)["name"], 1) in upgraded
+    assert (gql.call(gql.db.workspace_for_key, gql.key).name, 1) in upgraded
     assert gql.members(rule, "2026-11-28T12:00:00Z") == ["x"]
     assert gql.call(ingest.upgrade_rollups, gql.db) == []  # nothing left to do
 
@@ -211,3 +211,30 @@ def test_contacts_held_by_an_import_are_created_once_with_their_rollups(gql):
     assert gql.graphql(CONTACT, id="h2")["contact"] is None
     gql.graphql(CONTACTS, c=[{"id": "h2", "email": "h2@example.com"}])  # created later, through GraphQL
     assert gql.graphql(CONTACT, id="h2")["contact"]["stats"]["opens"] == 2
+
+
+def test_later_fields_of_a_mutation_see_what_earlier_ones_changed(gql):
+    """The workspace's facts come with the key check; a mutation that changes
+    them reloads them, so a snapshot taken later in the same request knows the
+    event just recorded is after its `asOf` (and does not count it)."""
+    gql.graphql(CONTACTS, c=[{"id": "x", "email": "x@example.com"}])
+    gql.graphql(EVENTS, e=[{"id": "early", "contactId": "x", "type": "OPEN", "at": "2026-11-20T08:00:00Z"}])
+    rule = {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 1, "withinDays": 1}}
+    segment = gql.graphql('mutation($r: RuleInput!) { createSegment(name: "today", rule: $r) { id } }',
+                          r=rule)["createSegment"]["id"]
+    result = gql.graphql("""mutation($e: [EventInput!]!, $s: ID!) {
+        recordEvents(events: $e) { accepted }
+        snapshotSegment(id: $s, label: "as of the 27th", asOf: "2026-11-27T12:00:00Z") { size } }""",
+                         e=[{"id": "late", "contactId": "x", "type": "OPEN", "at": "2026-11-28T08:00:00Z"}], s=segment)
+    assert result == {"recordEvents": {"accepted": 1}, "snapshotSegment": {"size": 0}}
+
+
+def test_field_declarations_of_the_old_fields_collection_move_into_the_workspace(gql):
+    """Declarations used to be documents of a `fields` collection; start-up moves them."""
+    raw = gql.db.db
+    gql.call(raw.fields.insert_one, {"workspace_id": gql.workspace_id, "key": "legacy_ltv", "type": "NUMBER",
+                                     "indexed": False})
+    gql.call(gql.db.ensure_indexes)
+    assert gql.call(gql.db.custom_fields, gql.workspace_id) == {"legacy_ltv": "NUMBER"}
+    assert "fields" not in gql.call(raw.list_collection_names)
+    assert gql.graphql(FIELD, k="legacy_ltv", t="NUMBER")["defineCustomField"]["created"] is False

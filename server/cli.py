@@ -134,6 +134,7 @@ def cmd_record_sizes(args, settings: Settings) -> None:
 
     async def work(db):
         workspace_id = await _workspace_id(db, args.workspace) if args.workspace else None
+        await ingest.upgrade_rollups(db)  # sizes counted on older rollups would be wrong
         return await snapshots.record_sizes(db, registry, workspace_id)
 
     skipped = 0

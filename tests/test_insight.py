@@ -241,3 +241,22 @@ def test_analytics_of_an_empty_segment_have_no_rates(vip_segment):
         30, 0, 0, None, None)
     error = ws.errors(ANALYTICS, id=sid, days=0, asOf=None)[0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "`withinDays`" in error["message"]
+
+
+def test_record_sizes_rebuilds_rollups_of_an_older_layout_first(gql, cli_env):
+    """A cron-run `record-sizes` may be the first thing to meet a store an
+    upgrade left with older rollups; it rebuilds them before counting."""
+    upsert(gql, contacts(["c1"]))
+    gql.graphql('mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted } }',
+                e=[{"id": f"o{i}", "contactId": "c1", "type": "OPEN", "at": "2026-11-2%dT08:00:00Z" % i}
+                   for i in range(3)])
+    sid = create_segment(gql, {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 3,
+                                              "withinDays": 3650}}, "openers")
+    raw = gql.db.db
+    gql.call(raw.contacts.update_many, {"workspace_id": gql.workspace_id}, {"$unset": {"stats.eventDays": ""}})
+    gql.call(raw.workspaces.update_one, {"_id": gql.workspace_id}, {"$unset": {"rollupLayout": ""}})
+    workspace = gql.call(raw.workspaces.find_one, {"_id": gql.workspace_id})
+    done = segmentql("record-sizes", "--workspace", workspace["name"], env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\t")[1:3] == [sid, "1"]
+    assert "rollupLayout" in gql.call(raw.workspaces.find_one, {"_id": gql.workspace_id})

@@ -314,7 +314,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
         async def create_segment(self, info: Info, name: Annotated[str, _arg("Its name.")],
                                  rule: Annotated[RuleInput, _arg("Its rule.")]) -> Segment:
             ctx = request_context(info)
-            return Segment(doc=await segments.create_segment(ctx.db, ctx.registry, ctx.workspace_id, name,
+            return Segment(doc=await segments.create_segment(ctx.db, ctx.registry, ctx.workspace, name,
                                                              to_document(rule)))
 
         @strawberry.mutation(description="Rename a segment and/or replace its rule (the old rule is kept as a "
@@ -324,7 +324,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                 rule: Annotated[Optional[RuleInput], _arg("A new rule.")] = None
         ) -> Segment:
             ctx = request_context(info)
-            doc = await segments.update_segment(ctx.db, ctx.registry, ctx.workspace_id, str(id), name,
+            doc = await segments.update_segment(ctx.db, ctx.registry, ctx.workspace, str(id), name,
                                                 to_document(rule) if rule is not None else None)
             return Segment(doc=doc)
 

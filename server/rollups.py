@@ -16,7 +16,7 @@ The ``stats`` sub-document::
     opensByDevice     {"MOBILE": n, "DESKTOP": n, "TABLET": n}
     activity          daily buckets of engagement, newest day first, one per UTC
                       day with an OPEN, CLICK or CONVERSION. Counts are
-                      *suffix sums* per series (see SERIES): ``opensSince`` is
+                      *suffix sums* per series (METRIC_SERIES, DEVICE_SERIES): ``opensSince`` is
                       the number of opens on that day or later, so the count of
                       any window of days is one subtraction
                       (:func:`window_count_expression`).

@@ -38,8 +38,8 @@ def effective_as_of(as_of: dt.datetime | None) -> dt.datetime:
     return as_of.replace(tzinfo=dt.timezone.utc) if as_of.tzinfo is None else as_of.astimezone(dt.timezone.utc)
 
 
-async def check_rule(db: Database, registry: ConditionRegistry, workspace_id: str, rule: dict) -> None:
-    validate_rule(rule, registry, validation_context(await db.custom_fields(workspace_id)))
+def check_rule(registry: ConditionRegistry, workspace: Workspace, rule: dict) -> None:
+    validate_rule(rule, registry, validation_context(workspace.custom_fields))
 
 
 async def compile_for(db: Database, registry: ConditionRegistry, workspace: Workspace, rule: dict,
@@ -48,7 +48,7 @@ async def compile_for(db: Database, registry: ConditionRegistry, workspace: Work
     now); with ``observe``, with the values each condition looks at. The
     workspace's facts (custom fields, newest event day) come with it: a request
     has them from the read that checked its key."""
-    validate_rule(rule, registry, validation_context(workspace.custom_fields))
+    check_rule(registry, workspace, rule)
     context = compile_context(workspace.custom_fields, effective_as_of(as_of), workspace.newest_event_day)
     nodes: list[CompiledNode] = []
     query = compile_rule(rule, registry, context, nodes=nodes, observe=observe)
@@ -134,9 +134,10 @@ def check_label(text: str, what: str) -> str:
     return text.strip()
 
 
-async def create_segment(db: Database, registry: ConditionRegistry, workspace_id: str, name: str,
+async def create_segment(db: Database, registry: ConditionRegistry, workspace: Workspace, name: str,
                          rule: dict) -> dict:
-    await check_rule(db, registry, workspace_id, rule)
+    check_rule(registry, workspace, rule)
+    workspace_id = workspace.id
     stamp = now()
     doc = {"workspace_id": workspace_id, "id": str(uuid.uuid4()), "name": check_label(name, "a segment name"),
            "rule": rule, "createdAt": stamp, "updatedAt": stamp, "revisions": []}
@@ -151,14 +152,15 @@ async def get_segment(db: Database, workspace_id: str, segment_id: str) -> dict:
     return doc
 
 
-async def update_segment(db: Database, registry: ConditionRegistry, workspace_id: str, segment_id: str,
+async def update_segment(db: Database, registry: ConditionRegistry, workspace: Workspace, segment_id: str,
                          name: str | None, rule: dict | None) -> dict:
+    workspace_id = workspace.id
     current = await get_segment(db, workspace_id, segment_id)
     changes: dict = {"updatedAt": now()}
     if name is not None:
         changes["name"] = check_label(name, "a segment name")
     if rule is not None:
-        await check_rule(db, registry, workspace_id, rule)
+        check_rule(registry, workspace, rule)
         changes["rule"] = rule
     previous = None
     if rule is not None and rule != current["rule"]:

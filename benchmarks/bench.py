@@ -17,9 +17,13 @@ For each size it prints:
                     straight through the driver: equal speedups mean the service adds
                     no serialisation of its own
   index use         explain executionStats of selective segments
+  ingest stall      a small preview's latency while a 10,000-event recordEvents is ingested, over its idle latency
   insight           cost of breakdown, explainMembership, snapshots and their diff,
                     an A/B split, analytics and sizeHistory, each with its ratio to
                     the same segment's count
+  isolation         another workspace's small count, idle and while clients of the bench
+                    workspace send the worst requests of issue 14 (refused by the cost
+                    budget) and the heaviest it allows: its median and max latency
 Machine noise affects both sides of each ratio alike; medians of --repeat rounds.
 """
 
@@ -205,6 +209,43 @@ def measure_index_use(service: Service) -> dict:
     return found
 
 
+RECORD = "mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted } }"
+INGEST_EVENTS = 10_000
+
+
+def measure_ingest_stall(service: Service, repeat: int) -> dict:
+    """A small preview's latency idle, and again and again while one
+    recordEvents of INGEST_EVENTS events (new ids, spread over the workspace's
+    contacts, so thousands of rollups are recomputed) is being ingested by the
+    same service: CPU-heavy ingest work must not hold up other requests."""
+    import threading
+
+    rule = SELECTIVE["hot_leads"]
+    preview = lambda: seconds(lambda: service.graphql(COUNT, r=rule, a=AS_OF))  # noqa: E731
+    idle = [preview() for _ in range(max(10, 3 * repeat))]
+    ids = sorted(d["id"] for d in service.contacts.find({}, {"id": 1}).limit(INGEST_EVENTS // 2))
+    during: list[float] = []
+    rounds = []
+    for n in range(max(1, repeat // 2)):
+        events = [{"id": f"stall{n}-{i}", "contactId": ids[i % len(ids)], "type": "OPEN",
+                   "at": f"2026-11-{1 + i % 27:02}T{i % 24:02}:00:00Z"} for i in range(INGEST_EVENTS)]
+        done = threading.Event()
+
+        def ingest():
+            rounds.append(seconds(lambda: service.graphql(RECORD, e=events)))
+            done.set()
+        worker = threading.Thread(target=ingest)
+        worker.start()
+        time.sleep(0.2)  # the request is being read and parsed; then its rollups are computed
+        while not done.is_set():
+            during.append(preview())
+        worker.join()
+    idle_ms, during_ms = statistics.median(idle) * 1000, statistics.median(during) * 1000
+    return {"events": INGEST_EVENTS, "ingest_s": [round(r, 2) for r in rounds], "idle_preview_ms": round(idle_ms, 1),
+            "during_ingest_preview_ms": round(during_ms, 1), "during_ingest_max_ms": round(max(during) * 1000, 1),
+            "previews_during": len(during), "ratio": round(during_ms / idle_ms, 2)}
+
+
 SPLIT = '[{name: "A", weight: 1}, {name: "B", weight: 1}]'
 
 
@@ -248,7 +289,74 @@ def measure_insight(service: Service, repeat: int) -> dict:
     return report
 
 
-def run_size(contacts: int, repeat: int, workdir: Path) -> dict:
+ISOLATION_ATTACKERS = 2
+VICTIM_CONTACTS = 50
+VICTIM_COUNT = "query($r: RuleInput!) { segmentPreview(rule: $r) { count } }"
+
+
+def measure_isolation(service: Service, env: dict, repeat: int) -> dict:
+    """A small count of another workspace (VICTIM_CONTACTS contacts), every 0.1 s, idle and
+    while ISOLATION_ATTACKERS clients of the bench workspace send, again and again, the
+    requests of tests/worst_requests.py: issue 14's worst (refused by the cost budget), a
+    fragment bomb, and the heaviest requests of the same shapes the budget lets through.
+    The attack lasts 5 s per --repeat; the counts go on until the last attack ends."""
+    import collections
+    import threading
+
+    sys.path.insert(0, str(REPO))
+    from tests.worst_requests import ATTACKS, EVERYONE
+
+    victim_key = cli("workspace", "create", "isolation-victim", env=env).stdout.strip().splitlines()[-1]
+    victim = httpx.Client(headers={"Authorization": f"Bearer {victim_key}"}, timeout=600)
+    victim.post(service.url, json={"query": "mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { "
+                                            "accepted } }", "variables": {"c": [
+                    {"id": f"v{i}", "email": f"v{i}@example.com", "leadScore": 90} for i in range(VICTIM_CONTACTS)]}})
+    everyone = service.graphql('mutation($r: RuleInput!) { createSegment(name: "isolation", rule: $r) { id } }',
+                               r=EVERYONE)["createSegment"]["id"]
+
+    def count() -> float:
+        start = time.perf_counter()
+        body = victim.post(service.url, json={"query": VICTIM_COUNT,
+                                              "variables": {"r": {"leadScore": {"tier": "HOT"}}}}).json()
+        assert body == {"data": {"segmentPreview": {"count": VICTIM_CONTACTS}}}, body
+        return time.perf_counter() - start
+
+    idle = [count() for _ in range(max(10, 3 * repeat))]
+    stop, outcomes, attack_s = threading.Event(), collections.Counter(), []
+
+    def attack(offset: int) -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {service.key}"}, timeout=600) as client:
+            for i in range(offset, 10 ** 6):
+                if stop.is_set():
+                    return
+                start = time.perf_counter()
+                body = client.post(service.url, json={"query": ATTACKS[i % len(ATTACKS)],
+                                                      "variables": {"r": EVERYONE, "id": everyone}}).json()
+                attack_s.append(time.perf_counter() - start)
+                outcomes["answered" if body.get("data") else body["errors"][0]["extensions"]["code"]] += 1
+
+    attackers = [threading.Thread(target=attack, args=(n * len(ATTACKS) // ISOLATION_ATTACKERS,))
+                 for n in range(ISOLATION_ATTACKERS)]
+    for attacker in attackers:
+        attacker.start()
+    ends = time.perf_counter() + 5 * repeat
+    during = []
+    while any(a.is_alive() for a in attackers):
+        during.append(count())
+        time.sleep(0.1)
+        if time.perf_counter() > ends:
+            stop.set()
+    for attacker in attackers:
+        attacker.join()
+    victim.close()
+
+    def ms(values: list[float]) -> dict:
+        return {"median": round(statistics.median(values) * 1000, 1), "max": round(max(values) * 1000, 1)}
+    return {"victim_idle_ms": ms(idle), "victim_during_ms": ms(during), "victim_counts_during": len(during),
+            "attack_s": round(sum(attack_s), 1), "attacks": dict(outcomes)}
+
+
+def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dict:
     data = workdir / f"data-{contacts}"
     subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(data), "--contacts", str(contacts),
                     "--seed", "7"], check=True, capture_output=True)
@@ -256,7 +364,7 @@ def run_size(contacts: int, repeat: int, workdir: Path) -> dict:
 
     server = EmbeddedServer(workdir / f"db-{contacts}")
     uri = server.start()
-    env = {**os.environ, "MONGODB_URI": uri, "SEGMENTQL_DATABASE": DATABASE}
+    env = {**os.environ, "MONGODB_URI": uri, "SEGMENTQL_DATABASE": DATABASE, "SEGMENTQL_MAX_BODY_BYTES": "8000000"}
     report: dict = {"contacts": contacts}
     serve = service = None
     try:
@@ -276,10 +384,14 @@ def run_size(contacts: int, repeat: int, workdir: Path) -> dict:
             except httpx.HTTPError:
                 time.sleep(0.2)
         service = Service(f"http://127.0.0.1:{port}/graphql", key, uri)
-        report["scan"] = measure_scans(service, repeat)
-        report["concurrency"] = measure_concurrency(service, uri, repeat)
-        report["index_use"] = measure_index_use(service)
-        report["insight"] = measure_insight(service, repeat)
+        measures = {"scan": lambda: measure_scans(service, repeat),
+                    "concurrency": lambda: measure_concurrency(service, uri, repeat),
+                    "index_use": lambda: measure_index_use(service),
+                    "insight": lambda: measure_insight(service, repeat),
+                    "ingest_stall": lambda: measure_ingest_stall(service, repeat),
+                    "isolation": lambda: measure_isolation(service, env, repeat)}
+        for part in parts or measures:
+            report[part] = measures[part]()
     finally:
         if service is not None:
             service.close()
@@ -294,17 +406,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, action="append", help="data set size (repeatable)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--parts", default="", help="comma-separated parts after the import (default all): "
+                                                    "scan,concurrency,index_use,insight,ingest_stall,isolation")
     args = parser.parse_args()
     sizes = args.contacts or [10000]
     workdir = Path(tempfile.mkdtemp(prefix="segmentql-bench-"))
     reports = []
     try:
         for n in sizes:
-            reports.append(run_size(n, args.repeat, workdir))
+            reports.append(run_size(n, args.repeat, workdir, [p for p in args.parts.split(",") if p]))
             print(json.dumps(reports[-1], indent=1), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if len(reports) > 1:
+    if len(reports) > 1 and not args.parts:
         base = reports[0]
         print("scaling (time growth / size growth, <= 1 is linear or better):")
         for r in reports[1:]:

@@ -15,9 +15,10 @@ from strawberry.types import Info
 
 from segmentql.server import analytics, ingest, segments, snapshots
 from segmentql.server.compiler import CONTACTS_COLLECTION, CompiledRule, extended_json
+from segmentql.server.database import Database
 from segmentql.server.registry import ConditionRegistry
 
-from .context import request_context
+from .context import request_context, workspace_facts
 from .errors import ErrorCodes
 from .inputs import CampaignInput, ContactInput, EventInput
 from .insight import SCALARS, SegmentAnalytics, SegmentSplit, SizePoint, SizeSource, Snapshot, SnapshotDiff, SplitSeed, \
@@ -108,14 +109,16 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
         def updated_at(self) -> dt.datetime:
             return self.doc["updatedAt"]
 
-        @strawberry.field(description="Earlier rules of this segment, oldest first (one per rule change).")
-        def revisions(self) -> list[SegmentRevision]:
+        @strawberry.field(description="Earlier rules of this segment, oldest first (one per rule change; the "
+                                       f"newest {Database.SEGMENT_REVISIONS_KEPT} are kept).")
+        async def revisions(self, info: Info) -> list[SegmentRevision]:
+            ctx = request_context(info)
             return [SegmentRevision(name=r["name"], rule=r["rule"], saved_at=r["savedAt"])
-                    for r in self.doc.get("revisions") or []]
+                    for r in await ctx.db.segment_revisions(ctx.workspace_id, self.doc["id"])]
 
         async def _compiled(self, info: Info, as_of: Optional[dt.datetime]) -> CompiledRule:
             ctx = request_context(info)
-            return await segments.compile_for(ctx.db, ctx.registry, ctx.workspace, self.doc["rule"], as_of)
+            return await segments.compile_for(ctx.db, ctx.registry, await workspace_facts(info), self.doc["rule"], as_of)
 
         @strawberry.field(description="How many contacts are in the segment now (or at `asOf`).")
         async def count(self, info: Info, as_of: AsOf = None) -> int:
@@ -176,7 +179,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
 
     async def preview(info: Info, rule, as_of) -> CompiledRule:
         ctx = request_context(info)
-        return await segments.compile_for(ctx.db, ctx.registry, ctx.workspace, to_document(rule), as_of)
+        return await segments.compile_for(ctx.db, ctx.registry, await workspace_facts(info), to_document(rule), as_of)
 
     @strawberry.type(description="Read segments, contacts and the rule language.")
     class Query:
@@ -210,7 +213,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                 raise segments.BadArgument("give exactly one of `rule` and `segmentId`")
             document = (to_document(rule) if rule is not None
                         else (await segments.get_segment(ctx.db, ctx.workspace_id, str(segment_id)))["rule"])
-            compiled = await segments.compile_for(ctx.db, ctx.registry, ctx.workspace, document, as_of,
+            compiled = await segments.compile_for(ctx.db, ctx.registry, await workspace_facts(info), document, as_of,
                                                   observe=True)
             matches = await segments.membership(ctx.db, compiled, str(contact_id))
             return MembershipExplanation(contact_id=contact_id, member=matches[0].matched, nodes=[
@@ -279,7 +282,6 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                       ) -> CustomField:
             ctx = request_context(info)
             created = await ingest.define_custom_field(ctx.db, ctx.workspace_id, key, type.name, indexed)
-            await ctx.reload_workspace()
             return CustomField(key=key, type=type, created=created)
 
         @strawberry.mutation(description="Create or update contacts by id.")
@@ -287,7 +289,6 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
             ctx = request_context(info)
             items = [to_document(c, keep_null=True) for c in _batch(contacts, "contacts")]
             result = await ingest.upsert_contacts(ctx.db, ctx.workspace_id, items)
-            await ctx.reload_workspace()  # new contacts' events may move the newest event day
             return BatchResult.from_result(result)
 
         @strawberry.mutation(description="Create or update campaigns by id.")
@@ -301,7 +302,6 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
             ctx = request_context(info)
             items = [to_document(e, keep_null=True) for e in _batch(events, "events")]
             result = await ingest.record_events(ctx.db, ctx.workspace_id, items)
-            await ctx.reload_workspace()  # the newest event day may have moved
             return BatchResult.from_result(result)
 
         @strawberry.mutation(description="Delete contacts and all their events.")
@@ -314,7 +314,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
         async def create_segment(self, info: Info, name: Annotated[str, _arg("Its name.")],
                                  rule: Annotated[RuleInput, _arg("Its rule.")]) -> Segment:
             ctx = request_context(info)
-            return Segment(doc=await segments.create_segment(ctx.db, ctx.registry, ctx.workspace, name,
+            return Segment(doc=await segments.create_segment(ctx.db, ctx.registry, await workspace_facts(info), name,
                                                              to_document(rule)))
 
         @strawberry.mutation(description="Rename a segment and/or replace its rule (the old rule is kept as a "
@@ -324,7 +324,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                 rule: Annotated[Optional[RuleInput], _arg("A new rule.")] = None
         ) -> Segment:
             ctx = request_context(info)
-            doc = await segments.update_segment(ctx.db, ctx.registry, ctx.workspace, str(id), name,
+            doc = await segments.update_segment(ctx.db, ctx.registry, await workspace_facts(info), str(id), name,
                                                 to_document(rule) if rule is not None else None)
             return Segment(doc=doc)
 
@@ -333,7 +333,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                    label: Annotated[str, _arg("A label, e.g. `Black Friday send`.")],
                                    as_of: AsOf = None) -> Snapshot:
             ctx = request_context(info)
-            return Snapshot(doc=await snapshots.take_snapshot(ctx.db, ctx.registry, ctx.workspace, str(id),
+            return Snapshot(doc=await snapshots.take_snapshot(ctx.db, ctx.registry, await workspace_facts(info), str(id),
                                                               label, as_of))
 
         @strawberry.mutation(description="Delete a snapshot; false when there was none with that id.")

@@ -1,8 +1,10 @@
 """What every resolver can reach: the database, the condition registry, the
-settings and the authenticated workspace."""
+settings, the authenticated workspace and (through :func:`workspace_facts`)
+the facts compiling a rule needs."""
 
 from dataclasses import dataclass
 
+from graphql import OperationType
 from strawberry.types import Info
 
 from segmentql.server.database import Database, Workspace
@@ -15,17 +17,27 @@ class RequestContext:
     db: Database
     registry: ConditionRegistry
     settings: Settings
-    workspace: Workspace  # as read with the API key; mutations that change it reload it
+    facts_with_key: Workspace  # as the API key's read found it; use workspace_facts()
 
     @property
     def workspace_id(self) -> str:
-        return self.workspace.id
-
-    async def reload_workspace(self) -> None:
-        """After a write to the workspace's facts (a custom field, the newest
-        event day), so later fields of the same request compile with them."""
-        self.workspace = await self.db.workspace(self.workspace.id)
+        return self.facts_with_key.id
 
 
 def request_context(info: Info) -> RequestContext:
     return info.context["segmentql"]
+
+
+async def workspace_facts(info: Info) -> Workspace:
+    """The workspace's facts (declared custom fields, newest event day) for
+    compiling a rule in this field.
+
+    A query writes nothing, so the facts read with its API key hold for all
+    its fields. A mutation's fields run one after another and may change them
+    (declare a field, record a later event), so there every field reads them
+    afresh. This is the only way resolvers get facts, so none can forget to
+    reload them after a write."""
+    ctx = request_context(info)
+    if info.operation.operation is OperationType.MUTATION:
+        return await ctx.db.workspace(ctx.workspace_id)
+    return ctx.facts_with_key

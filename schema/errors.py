@@ -2,13 +2,15 @@
 ``extensions.code``.
 
     UNAUTHENTICATED         (HTTP 401, before GraphQL runs) missing or wrong API key
-    GRAPHQL_VALIDATION_FAILED  the document does not fit the schema
+    GRAPHQL_VALIDATION_FAILED  the document does not fit the schema or its limits (depth, aliases, size)
+    QUERY_TOO_COSTLY        the request would cost more than the budget (schema/cost.py); nothing ran
     BAD_USER_INPUT          an argument out of range or malformed (message names it)
     INVALID_RULE            a rule that is not well formed (message names the node's path)
     NOT_FOUND               the segment (or other item) does not exist in this workspace
     CONFLICT                the change contradicts stored data (e.g. a field's declared type)
+    LIMIT_EXCEEDED          the change would pass a workspace's budget (e.g. of indexed custom fields)
     CONDITION_FAILED        a condition plugin failed on this rule; the service is unaffected
-    TIMEOUT                 the database did not answer within the time limit
+    TIMEOUT                 the database did not answer within the time limit, or the request passed its deadline
     DATABASE_UNAVAILABLE    the database cannot be reached right now; retry
     INTERNAL_ERROR          anything unexpected; details are logged, never sent
 
@@ -24,6 +26,7 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, S
 from strawberry.extensions import SchemaExtension
 
 from segmentql.server.compiler import ConditionFailed, InvalidRule
+from segmentql.server.database import IndexBudgetExceeded
 from segmentql.server.ingest import FieldDefinitionError
 from segmentql.server.segments import BadArgument, NotFound
 
@@ -34,6 +37,7 @@ CODES: tuple[tuple[type[BaseException], str], ...] = (
     (BadArgument, "BAD_USER_INPUT"),
     (NotFound, "NOT_FOUND"),
     (FieldDefinitionError, "CONFLICT"),
+    (IndexBudgetExceeded, "LIMIT_EXCEEDED"),
     (ConditionFailed, "CONDITION_FAILED"),
     (ExecutionTimeout, "TIMEOUT"),
     (ServerSelectionTimeoutError, "DATABASE_UNAVAILABLE"),

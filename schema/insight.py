@@ -16,7 +16,7 @@ from segmentql.server import analytics, snapshots, splits
 from segmentql.server.compiler import CompiledRule
 
 from .context import request_context
-from .pages import After, First, contact_connection, id_connection, page_size, wants_stats
+from .pages import After, First, contact_connection, id_connection, page_size, wants_stats, wants_total
 from .types import ContactConnection, ContactIdConnection
 
 
@@ -73,8 +73,8 @@ class Snapshot:
     @strawberry.field(description="Ids of the contacts it holds, in id order (including contacts deleted since).")
     async def member_ids(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
         ctx = request_context(info)
-        ids = await ctx.db.snapshot_member_ids(ctx.workspace_id, self.doc["id"])
-        return id_connection(info, ids, first, after)
+        page = await snapshots.member_page(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first), after)
+        return id_connection(page, self.doc["size"])
 
 
 @strawberry.type(description="Who entered and who left a segment between two snapshots.")
@@ -89,17 +89,22 @@ class SnapshotDiff:
     def b(self) -> Snapshot:
         return Snapshot(doc=self.result.after)
 
+    # A diff's totals cost a pass over both snapshots, so they are counted only
+    # when ``totalCount`` is selected (an unselected 0 is never shown).
+
     @strawberry.field(description="Contacts in `b` but not in `a`, in id order.")
-    def entered(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
-        return id_connection(info, self.result.entered, first, after)
+    async def entered(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
+        page = await self.result.entered(page_size(info, first), after)
+        return id_connection(page, await self.result.entered_count() if wants_total(info) else 0)
 
     @strawberry.field(description="Contacts in `a` but not in `b`, in id order.")
-    def left(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
-        return id_connection(info, self.result.left, first, after)
+    async def left(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
+        page = await self.result.left(page_size(info, first), after)
+        return id_connection(page, await self.result.left_count() if wants_total(info) else 0)
 
     @strawberry.field(description="How many contacts are in both.")
-    def stayed_count(self) -> int:
-        return self.result.stayed
+    async def stayed_count(self) -> int:
+        return await self.result.stayed()
 
 
 @strawberry.enum(description="How a size was recorded.")

@@ -7,12 +7,13 @@ from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from segmentql.server import segments
-from segmentql.server.snapshots import id_page
+from segmentql.server.snapshots import IdPage
 
 from .context import request_context
 from .types import Contact, ContactConnection, ContactEdge, ContactIdConnection, PageInfo
 
-First = Annotated[Optional[int], strawberry.argument(description="Page size, 0-1000 (default 20).")]
+First = Annotated[Optional[int], strawberry.argument(
+    description="Page size, 0-1000; 0 gives no items, and `pageInfo.hasNextPage` tells whether there are any.")]
 After = Annotated[Optional[str], strawberry.argument(description="Cursor of the last item of the previous page.")]
 
 
@@ -44,9 +45,13 @@ def contact_connection(page: segments.Page) -> ContactConnection:
                                                              end_cursor=edges[-1].cursor if edges else None))
 
 
-def id_connection(info: Info, ids: list[str], first: Optional[int], after: Optional[str]) -> ContactIdConnection:
+def wants_total(info: Info) -> bool:
+    """Whether ``totalCount`` is selected (some totals cost a pass over every item)."""
+    return _selects(info.selected_fields[0].selections, ("totalCount",))
+
+
+def id_connection(page: IdPage, total: int) -> ContactIdConnection:
     """A page of sorted contact ids, with their total."""
-    page = id_page(ids, page_size(info, first), after)
     end = segments.encode_cursor("contact", page.ids[-1]) if page.ids else None
-    return ContactIdConnection(total_count=len(ids), ids=[strawberry.ID(i) for i in page.ids],
+    return ContactIdConnection(total_count=total, ids=[strawberry.ID(i) for i in page.ids],
                                page_info=PageInfo(has_next_page=page.has_next, end_cursor=end))

@@ -64,7 +64,10 @@ def to_document(value, keep_null: bool = False):
         return value.name
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-        return aware.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        try:
+            return aware.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        except OverflowError:  # beyond year 1 or 9999 in UTC: kept as given, for its user to refuse
+            return aware.isoformat()
     if isinstance(value, (list, tuple)):
         return [to_document(v, keep_null) for v in value]
     return value

@@ -54,7 +54,10 @@ class CampaignEngagement:
     received: bool = strawberry.field(description="The contact has a SENT event for it.")
     opens: int = strawberry.field(description="OPEN events for this campaign.")
     clicks: int = strawberry.field(description="CLICK events for this campaign.")
-    clicked_urls: list[str] = strawberry.field(description="Distinct clicked urls, lower-cased.")
+    clicked_urls: list[str] = strawberry.field(description="Distinct clicked urls, lower-cased, in the order of their "
+                                                       "first click; at most 100 (see `clickedUrlsDropped`).")
+    clicked_urls_dropped: int = strawberry.field(
+        description="Distinct clicked urls not kept in `clickedUrls` (its size bounds): url conditions cannot see them.")
     latest: bool = strawberry.field(description="This is the newest campaign the contact received.")
 
 
@@ -96,7 +99,8 @@ class EngagementStats:
             open_hours=stats.get("openHours") or [0] * 24, open_weekdays=stats.get("openWeekdays") or [0] * 7,
             campaigns=[CampaignEngagement(campaign_id=c["id"], name=c.get("name"), sent_at=c.get("sentAt"),
                                           received=c["received"], opens=c["opens"], clicks=c["clicks"],
-                                          clicked_urls=c["urls"], latest=c["latest"])
+                                          clicked_urls=c["urls"], clicked_urls_dropped=c.get("urlsDropped", 0),
+                                          latest=c["latest"])
                        for c in stats.get("campaigns") or []])
 
 

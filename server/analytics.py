@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .compiler import CompiledRule
 from .database import Database
 from .rollups import METRIC_SERIES, day_number, day_start, window_count_expression
-from .segments import BadArgument
+from .segments import BadArgument, aggregate
 
 MAX_WINDOW_DAYS = 3660
 METRICS = tuple(METRIC_SERIES.values())  # opens, clicks, conversions
@@ -57,7 +57,7 @@ async def analytics(db: Database, compiled: CompiledRule, as_of: dt.datetime, wi
         raise BadArgument(f"`withinDays` must be between 1 and {MAX_WINDOW_DAYS}, got {within_days}")
     last_day = day_number(as_of)
     first_day = last_day - within_days + 1
-    result = (await db.aggregate_contacts(analytics_pipeline(compiled, first_day, last_day)) or [{}])[0]
+    result = (await aggregate(db, compiled, analytics_pipeline(compiled, first_day, last_day)) or [{}])[0]
     return Analytics(
         members=result.get("members", 0), first_day=day_start(first_day).date(), last_day=day_start(last_day).date(),
         received=result.get("received", 0), opens=result.get("opens", 0), clicks=result.get("clicks", 0),

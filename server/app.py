@@ -4,24 +4,34 @@ Every GraphQL request needs ``Authorization: Bearer KEY``; the key decides the
 workspace, and a missing or wrong key is answered 401 before GraphQL runs. The
 GraphiQL page itself (a browser's GET of ``/graphql``) holds no data and needs
 no key; the queries it sends do.
+
+No request can hold the service for long (README, "Limits"): a document's
+validation is bounded (``schema/limits.py``), a request's cost is checked
+before it runs (``schema/cost.py``), its database work keeps to one deadline
+and to its workspace's lanes (``deadline.py``), and it is cancelled when its
+client hangs up.
 """
 
+import asyncio
 import contextlib
+import gc
 import logging
+import time
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from pymongo.errors import PyMongoError
 from strawberry.asgi import GraphQL
-from strawberry.extensions import (AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache,
-                                   QueryDepthLimiter, ValidationCache)
+from strawberry.extensions import MaxTokensLimiter, ParserCache
 
 from segmentql.schema import build_schema
 from segmentql.schema.context import RequestContext
+from segmentql.schema.cost import CostModel, QueryCost
+from segmentql.schema.limits import BoundedValidation, DocumentCheck, DocumentLimits
 
-from . import ingest
+from . import deadline, ingest, transport
 from .database import Database
 from .graphiql import ASSETS_URL, asset, graphiql_page
 from .registry import ConditionRegistry, load_registry
@@ -43,8 +53,13 @@ def _unauthorized(message: str) -> JSONResponse:
     return _refusal(401, "UNAUTHENTICATED", message, {"WWW-Authenticate": 'Bearer realm="segmentql"'})
 
 
-class BodyTooLarge(Exception):
-    pass
+class Refused(Exception):
+    """A request refused while GraphQL reads it; :class:`Gate` answers with the
+    refusal (unless a response was begun)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.response = _refusal(status, code, message)
 
 
 def _limited_receive(receive, limit: int):
@@ -57,9 +72,55 @@ def _limited_receive(receive, limit: int):
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise BodyTooLarge
+                raise Refused(413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {limit} bytes")
         return message
     return wrapped
+
+
+async def _cancelled_on_hang_up(app, scope, receive, send) -> bool:
+    """Run ``app`` for one request and cancel it if its client disconnects
+    before the response is complete: the work (database commands included)
+    stops instead of going on for nobody. Returns whether it was cancelled so.
+
+    Once the app has read the body (a GET has none to read), the only message
+    ``receive`` can bring is the disconnect, so it is watched from then on (as
+    starlette's streaming responses do)."""
+    body_read, responded, hung_up = asyncio.Event(), False, False
+    if scope["method"] == "GET":
+        body_read.set()
+
+    async def app_receive():
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_read.set()
+        return message
+
+    async def app_send(message):
+        nonlocal responded
+        responded = responded or (message["type"] == "http.response.body" and not message.get("more_body", False))
+        await send(message)
+
+    work = asyncio.ensure_future(app(scope, app_receive, app_send))
+
+    async def watch():
+        nonlocal hung_up
+        await body_read.wait()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not responded:
+            hung_up = True
+            work.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await work
+    except asyncio.CancelledError:
+        if not hung_up:
+            raise
+    finally:
+        watcher.cancel()
+        work.cancel()
+    return hung_up
 
 
 def _bearer(headers) -> str | None:
@@ -81,7 +142,7 @@ class SegmentqlGraphQL(GraphQL):
         return {"request": request, "response": response,
                 "segmentql": RequestContext(db=self.state.db, registry=self.state.registry,
                                             settings=self.state.settings,
-                                            workspace=request.scope["segmentql.workspace"])}
+                                            facts_with_key=request.scope["segmentql.workspace"])}
 
 
 class Gate:
@@ -104,7 +165,6 @@ class Gate:
             refusal = await self._authenticate(request, scope)
         if refusal is not None:
             return await refusal(scope, receive, send)
-        limit = self.state.settings.max_body_bytes
         started = False
 
         async def tracking_send(message):
@@ -112,13 +172,26 @@ class Gate:
             started = started or message["type"] == "http.response.start"
             await send(message)
         try:
-            return await self.app(scope, _limited_receive(receive, limit), tracking_send)
-        except BodyTooLarge:
+            await self._run(scope, self._checked_receive(scope, receive), tracking_send)
+        except Refused as refused:
             if not started:
-                await _refusal(413, "PAYLOAD_TOO_LARGE", f"the request body exceeds {limit} bytes")(
-                    scope, receive, send)
+                await refused.response(scope, receive, send)
+        except ClientDisconnect:
+            pass  # gone while sending the body: nobody to answer
+
+    async def _run(self, scope, receive, send) -> None:
+        """GraphQL for one authenticated request, within its budget, cancelled if its client hangs up."""
+        workspace = scope["segmentql.workspace"].id
+        with (self.state.lanes.of(workspace) as lanes,
+              deadline.request_budget(self.state.settings.request_timeout_ms, lanes) as budget):
+            if await _cancelled_on_hang_up(self.app, scope, receive, send):
+                log.warning("client of workspace %s hung up: its request was cancelled after %.1f s and %d "
+                            "database commands", workspace, time.monotonic() - budget.started, budget.commands)
 
     def _transport_refusal(self, request: Request) -> Response | None:
+        """The refusal of a request whose headers or (GET) query string strawberry
+        cannot run (``transport``); a POST's body is checked as it is read
+        (:meth:`_checked_receive`)."""
         if request.method == "POST":
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
@@ -127,7 +200,45 @@ class Gate:
             if length and length.isdigit() and int(length) > self.state.settings.max_body_bytes:
                 return _refusal(413, "PAYLOAD_TOO_LARGE",
                                 f"the request body exceeds {self.state.settings.max_body_bytes} bytes")
+            return None
+        try:
+            transport.check_query_params(request.query_params, self._parse())
+        except transport.BadRequest as bad:
+            return _refusal(bad.status, bad.code, str(bad), bad.headers)
         return None
+
+    def _checked_receive(self, scope, receive):
+        """``receive`` for GraphQL: a body past the size limit is refused (413);
+        a POST's body is read whole and given in one message once its envelope
+        is checked (``transport``), or refused (400), before strawberry reads it."""
+        limited = _limited_receive(receive, self.state.settings.max_body_bytes)
+        if scope["method"] != "POST":
+            return limited
+        body_given = False
+
+        async def checked():
+            nonlocal body_given
+            if body_given:
+                return await limited()  # after the body, only the disconnect
+            chunks = []
+            while True:
+                message = await limited()
+                if message["type"] != "http.request":
+                    return message
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            try:
+                transport.check_body(body, self._parse())
+            except transport.BadRequest as bad:
+                raise Refused(bad.status, bad.code, str(bad)) from None
+            body_given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return checked
+
+    def _parse(self) -> transport.Parse:
+        return transport.cached_parser(DOCUMENT_CACHE_SIZE, self.state.settings.max_tokens)
 
     async def _authenticate(self, request: Request, scope) -> Response | None:
         key = _bearer(request.headers)
@@ -154,6 +265,7 @@ class AppState:
     def __init__(self, settings: Settings, registry: ConditionRegistry):
         self.settings, self.registry = settings, registry
         self.db: Database | None = None
+        self.lanes = deadline.Lanes(settings.workspace_lanes)
 
 
 def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry | None = None) -> Starlette:
@@ -163,16 +275,17 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
     if registry is None:
         registry = load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
     state = AppState(settings, registry)
-    # The limit rules are made once, so a document's validation result can be
-    # cached: the cache key is (schema, document, rules), and a parsed document
-    # is the same object for the same text while ParserCache holds it.
-    limits = (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
+    # One check for the app's lifetime, so its cache of validated documents
+    # serves every request.
+    check = DocumentCheck(DocumentLimits(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases,
+                                         max_fields=settings.max_tokens), DOCUMENT_CACHE_SIZE)
+    costs = CostModel(budget=settings.max_query_cost, max_page_size=settings.max_page_size,
+                      default_page_size=settings.default_page_size)
     schema = build_schema(registry, extensions=[  # factories: a fresh extension per request
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: AddValidationRules(list(limits)),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE)])
+        lambda: BoundedValidation(check),
+        lambda: QueryCost(costs)])
     graphql = Gate(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
 
     async def health(_request: Request) -> Response:
@@ -187,6 +300,10 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         state.db = Database(mongodb_uri, settings.database, settings.max_time_ms)
         await state.db.ensure_indexes()
         await ingest.upgrade_rollups(state.db)
+        # Everything made so far (modules, the schema, plugins) lives as long
+        # as the service: kept out of the cyclic collector's full passes, which
+        # otherwise scan it all and hold every request for tens of ms.
+        gc.freeze()
         try:
             yield
         finally:

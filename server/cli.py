@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from .database import Database, WorkspaceExists
 from .embedded import EmbeddedServer, EmbeddedServerError
 from .importer import ImportRefused, Progress, import_directory
 from .registry import PluginError, load_registry
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 DEMO_WORKSPACE = "demo"
 
@@ -171,6 +172,14 @@ def cmd_schema(_args, settings: Settings) -> None:
     print(build_schema(_registry(settings)).as_str())
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (``docker stop``, Kubernetes) ends the command the way Ctrl-C does, through its
+    ``finally`` blocks, so the embedded database is stopped in order before the process exits.
+    Without this, uvicorn re-raises SIGTERM after its graceful shutdown and its default action
+    ends the process on the spot."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def serve(settings: Settings, host: str, port: int, banner: str | None = None) -> None:
     import uvicorn
 
@@ -186,10 +195,12 @@ def serve(settings: Settings, host: str, port: int, banner: str | None = None) -
 
 
 def cmd_serve(args, settings: Settings) -> None:
+    _exit_on_sigterm()
     serve(settings, args.host, args.port)
 
 
 def cmd_demo(args, settings: Settings) -> None:
+    _exit_on_sigterm()
     dataset = settings.data_dir / f"demo-{args.contacts}"
     if not (dataset / "meta.json").exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -264,7 +275,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    settings = Settings.from_env(data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None)
+    try:
+        settings = Settings.from_env(data_dir=Path(args.data_dir) if getattr(args, "data_dir", None) else None)
+    except SettingsError as exc:
+        sys.exit(f"segmentql: {exc}")
     try:
         args.func(args, settings)
     except CommandError as exc:

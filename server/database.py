@@ -7,19 +7,26 @@ matching it, so a key can only ever reach its own workspace (and the field is
 the natural shard-key prefix on a sharded cluster).
 """
 
+import asyncio
 import datetime as dt
 import hashlib
+import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import bson
 from bson import ObjectId
+from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from . import deadline, paths
 from .rollups import ROLLUP_LAYOUT
 
 UTC = dt.timezone.utc
+log = logging.getLogger("segmentql")
 DUPLICATE_KEY = 11000
 
 # (collection, keys, options). The compiler relies on the contacts indexes:
@@ -58,21 +65,33 @@ INDEXES: dict[str, list[IndexModel]] = {
     "segment_sizes": [
         IndexModel([("workspace_id", ASCENDING), ("segment_id", ASCENDING), ("at", DESCENDING)]),
     ],
+    "segment_revisions": [IndexModel([("workspace_id", 1), ("segment_id", 1), ("savedAt", 1)], unique=True)],
 }
 
-CONTACTS = "contacts"
 # Contact fields with an index led by workspace_id, in the order the compiler
 # prefers them for the leading $match (most selective kinds of rule first).
 INDEXED_CONTACT_FIELDS = ("leadScore", "stats.clicks", "stats.lastActivityAt", "stats.campaigns.id",
                           "stats.campaigns.name", "stats.topOpenHour", "tags", "country")
-# Custom fields declared ``indexed`` are indexed too (see custom_field_paths),
-# one index per key across all workspaces, while the collection has fewer than
-# this many indexes (MongoDB allows 64); past it, rules on new keys scan.
-MAX_CONTACT_INDEXES = 60
-# The embedded server answers a large ``$in`` on a secondary index slowly
-# (500 values took 9 s where 50 queries of 10 took 1.5 s), so many-valued
-# lookups are split into queries of this many values.
-IN_CHUNK = 10
+# Custom fields declared ``indexed`` get indexes of their own workspace
+# (partial), within these budgets: MongoDB allows 64 indexes per collection.
+MAX_INDEXED_PATHS_PER_WORKSPACE = 8
+MAX_CONTACT_INDEXES = 64
+# The shard keys README recommends: a tenant's contacts spread over every
+# shard (hashed ``_id``), yet each command names its workspace and document
+# keys, so it goes only where they live. Events are kept with their contact
+# (the rollup refresh reads a contact's events together).
+SHARD_KEYS = {"contacts": {"workspace_id": ASCENDING, "_id": "hashed"},
+              "events": {"workspace_id": ASCENDING, "contact_id": "hashed"}}
+CANNOT_CREATE_INDEX = 67
+# Values one ``$in`` names at most. A real MongoDB answers thousands in one
+# round trip. The embedded server's ``$in`` grows quadratically (1,000 keys
+# took 0.83 s where 100 queries of 10 took 0.11 s; the events of 500 contacts
+# 6.3 s against 0.76 s), so there lookups are split into queries of 10.
+IN_VALUES, EMBEDDED_IN_VALUES = 5000, 10
+# More ids than this are likely a bulk load (an import, a rebuild, a sync from
+# an ESP) with consecutive ids: they are read as one index range first.
+DENSE_READ = 100
+DECODE_BATCH = 2000
 # A snapshot's member ids are stored in documents of this many ids, far below
 # the 16 MB document limit whatever the segment's size.
 SNAPSHOT_CHUNK = 5000
@@ -82,6 +101,19 @@ def custom_field_paths(key: str, field_type: str) -> tuple[str, ...]:
     """The indexed contact paths of a declared custom field: its value, and
     for a DATE its month-day (what anniversary rules look up)."""
     return (f"custom.{key}",) + ((f"dateParts.{key}.md",) if field_type == "DATE" else ())
+
+
+async def _decoded_batches(cursor, codec_options: CodecOptions) -> AsyncIterator[list[dict]]:
+    """A cursor of raw BSON documents as batches of dicts, decoded in a worker
+    thread: the events of hundreds of contacts take a noticeable time to
+    decode, which would hold up every other request on the event loop."""
+    while batch := await cursor.to_list(DECODE_BATCH):
+        yield await asyncio.to_thread(lambda raw=batch: [bson.decode(d.raw, codec_options) for d in raw])
+
+
+def custom_index_name(workspace_id: str, path: str) -> str:
+    """Name of a workspace's own index on a custom-field path."""
+    return f"custom:{workspace_id}:{path}"
 
 
 def doc_key(workspace_id: str, item_id: str) -> str:
@@ -108,6 +140,20 @@ def now() -> dt.datetime:
 
 class WorkspaceExists(ValueError):
     pass
+
+
+class IndexBudgetExceeded(ValueError):
+    """An index asked for would pass a workspace's or the collection's budget."""
+
+
+@dataclass(frozen=True)
+class ContactWrite:
+    """One contact's change (see :mod:`.paths`), and the fields a contact
+    created by it starts with (defaults, rollups, timestamps)."""
+
+    id: str
+    change: paths.Change
+    on_insert: Mapping
 
 
 @dataclass(frozen=True)
@@ -147,6 +193,8 @@ class Database:
                                        appname="segmentql")
         self.db = self.client[name]
         self.max_time_ms = max_time_ms
+        self._in_limit: int | None = None
+        self._raw_codec = self.db.codec_options.with_options(document_class=RawBSONDocument)
 
     async def close(self) -> None:
         await self.client.close()
@@ -158,10 +206,37 @@ class Database:
         await self._move_field_declarations()
         for collection, models in INDEXES.items():
             await self.db[collection].create_indexes(models)
-        declared = {(key, spec["type"]) async for doc in self.db.workspaces.find({}, {"fields": 1})
-                    for key, spec in (doc.get("fields") or {}).items() if spec.get("indexed")}
-        for key, field_type in sorted(declared):
-            await self.ensure_custom_field_indexes(key, field_type)
+        await self._ensure_shard_key_indexes()
+        await self._drop_shared_custom_indexes()
+        async for doc in self.db.workspaces.find({}, {"fields": 1}):
+            for key, spec in sorted((doc.get("fields") or {}).items()):
+                if spec.get("indexed"):
+                    try:
+                        await self.ensure_custom_field_indexes(doc["_id"], key, spec["type"])
+                    except IndexBudgetExceeded as exc:
+                        log.warning("workspace %s: custom field %r stays unindexed: %s", doc["_id"], key, exc)
+
+    async def _ensure_shard_key_indexes(self) -> None:
+        """The indexes of the recommended shard keys (README, "sharded
+        cluster"), so the collections can be sharded as they are. A server
+        without hashed indexes (the embedded one) cannot be sharded either."""
+        for collection, keys in SHARD_KEYS.items():
+            try:
+                await self.db[collection].create_indexes([IndexModel(list(keys.items()))])
+            except OperationFailure as exc:
+                if exc.code != CANNOT_CREATE_INDEX:
+                    raise
+                log.debug("no shard key index on %s: %s", collection, exc)
+
+    async def _drop_shared_custom_indexes(self) -> None:
+        """Custom-field indexes used to be one per key for every workspace, so
+        one workspace's values (a MULTI_SELECT's lists) changed the index
+        others used; they are per workspace now (partial), and the shared
+        ones of earlier versions are dropped."""
+        async for spec in await self.db.contacts.list_indexes():
+            if "partialFilterExpression" not in spec and any(
+                    path.startswith(("custom.", "dateParts.")) for path in spec["key"]):
+                await self.db.contacts.drop_index(spec["name"])
 
     async def _move_field_declarations(self) -> None:
         """Custom field declarations were documents of a ``fields`` collection
@@ -173,14 +248,32 @@ class Database:
                                            bool(decl.get("indexed")), decl.get("createdAt"))
         await self.db.drop_collection("fields")
 
-    async def ensure_custom_field_indexes(self, key: str, field_type: str) -> None:
-        """Index a declared custom field's paths (idempotent), unless the
-        contacts collection is at MAX_CONTACT_INDEXES already."""
-        existing = {tuple(spec["key"]) async for spec in await self.db.contacts.list_indexes()}
-        for path in custom_field_paths(key, field_type):
-            if ("workspace_id", path) not in existing and len(existing) < MAX_CONTACT_INDEXES:
-                await self.db.contacts.create_indexes([IndexModel([("workspace_id", ASCENDING), (path, ASCENDING)])])
-                existing.add(("workspace_id", path))
+    async def ensure_custom_field_indexes(self, workspace_id: str, key: str, field_type: str,
+                                          check_only: bool = False) -> None:
+        """Index a declared custom field's paths for one workspace (idempotent).
+
+        Each index is partial, on the workspace's own contacts only: how one
+        workspace uses a key (a list in a MULTI_SELECT makes an index multikey,
+        which costs range rules their two-sided bounds) never changes the index
+        another workspace's rules use. Raises :class:`IndexBudgetExceeded`,
+        before creating anything, when the workspace already has
+        MAX_INDEXED_PATHS_PER_WORKSPACE such indexes or the collection would
+        pass MongoDB's limit; ``check_only`` checks that and creates nothing."""
+        specs = [spec async for spec in await self.db.contacts.list_indexes()]
+        names = {spec["name"] for spec in specs}
+        own = [n for n in names if n.startswith(custom_index_name(workspace_id, ""))]
+        missing = [p for p in custom_field_paths(key, field_type) if custom_index_name(workspace_id, p) not in names]
+        if len(own) + len(missing) > MAX_INDEXED_PATHS_PER_WORKSPACE:
+            raise IndexBudgetExceeded(
+                f"a workspace may have at most {MAX_INDEXED_PATHS_PER_WORKSPACE} indexed custom field paths (a DATE "
+                f"field takes two); this one has {len(own)}: declare {key!r} without `indexed`")
+        if len(names) + len(missing) > MAX_CONTACT_INDEXES:
+            raise IndexBudgetExceeded(f"the contacts collection has no index left for {key!r} "
+                                      f"(MongoDB allows {MAX_CONTACT_INDEXES}); declare it without `indexed`")
+        if not check_only and missing:
+            await self.db.contacts.create_indexes([
+                IndexModel([("workspace_id", ASCENDING), (path, ASCENDING)], name=custom_index_name(workspace_id, path),
+                           partialFilterExpression={"workspace_id": workspace_id}) for path in missing])
 
     # -- workspaces -------------------------------------------------------
 
@@ -247,99 +340,116 @@ class Database:
         await self.db.workspaces.update_one({"_id": workspace_id}, {"$set": {f"fields.{key}.indexed": True}})
 
     # -- contacts ---------------------------------------------------------
+    #
+    # Every contact and event command carries ``workspace_id`` and, where it
+    # names documents, their ``_id`` first: a sharded cluster routes it to the
+    # shards that hold them (the shard key is ``{workspace_id: 1, _id:
+    # "hashed"}``, see README), and the embedded server serves ``_id`` first as
+    # a primary-key lookup (with ``workspace_id`` first it scans).
+
+    @staticmethod
+    def _by_keys(workspace_id: str, keys: list[str]) -> dict:
+        return {"_id": keys[0] if len(keys) == 1 else {"$in": keys}, "workspace_id": workspace_id}
+
+    async def _in_values(self) -> int:
+        """How many values one ``$in`` may name on this server (see IN_VALUES)."""
+        if self._in_limit is None:
+            info = await self.client.admin.command("buildInfo")
+            self._in_limit = EMBEDDED_IN_VALUES if "secantusVersion" in info else IN_VALUES
+        return self._in_limit
 
     async def _find_in(self, collection: str, workspace_id: str, field: str, values: Iterable[str],
-                       projection: Mapping, dense: bool) -> list[dict]:
+                       projection: Mapping) -> list[dict]:
         """Documents of the workspace whose ``field`` (indexed after
         ``workspace_id``) is one of ``values``.
 
-        The embedded server answers a large ``$in`` slowly and many small ones
-        cost a round trip each. With ``dense`` (values likely consecutive among
-        the stored ones, as in an import or a rebuild) one index range read
-        from the least to the greatest value is tried first. It gives up once
-        it has met more than twice as many distinct values as were asked for,
-        and then reads in ``$in`` chunks, so a wrong guess costs at most twice
-        the useful reading."""
+        Many values (an import, a rebuild) are likely consecutive among the
+        stored ones: one index range read from the least to the greatest is
+        tried first. It gives up once it has met more than twice as many
+        distinct values as were asked for, and then reads by ``$in``, so a
+        wrong guess costs at most twice the useful reading."""
         wanted = sorted(set(values))
-        coll = self.db[collection]
-        if dense and len(wanted) > IN_CHUNK:
+        coll = self.db[collection].with_options(codec_options=self._raw_codec)
+        if len(wanted) > DENSE_READ:
             asked, met, found = set(wanted), set(), []
             cursor = coll.find({"workspace_id": workspace_id, field: {"$gte": wanted[0], "$lte": wanted[-1]}},
                                projection)
-            async for doc in cursor:
-                met.add(doc[field])
+            async for batch in _decoded_batches(cursor, self.db.codec_options):
+                for doc in batch:
+                    met.add(doc[field])
+                    if doc[field] in asked:
+                        found.append(doc)
                 if len(met) > 2 * len(wanted):
                     await cursor.close()
                     break
-                if doc[field] in asked:
-                    found.append(doc)
             else:
                 return found
-        found = []
-        for start in range(0, len(wanted), IN_CHUNK):
-            cursor = coll.find({"workspace_id": workspace_id, field: {"$in": wanted[start:start + IN_CHUNK]}},
-                               projection)
-            found += [doc async for doc in cursor]
+        found, step = [], await self._in_values()
+        for start in range(0, len(wanted), step):
+            chunk = wanted[start:start + step]
+            query = (self._by_keys(workspace_id, [doc_key(workspace_id, v) for v in chunk]) if field == "id"
+                     else {"workspace_id": workspace_id, field: {"$in": chunk}})
+            async for batch in _decoded_batches(coll.find(query, projection), self.db.codec_options):
+                found += batch
         return found
 
-    async def contacts_by_id(self, workspace_id: str, ids: Iterable[str], projection: Mapping | None = None,
-                             dense: bool = False) -> dict[str, dict]:
-        """Contacts by id; ``dense``: the ids are likely consecutive (see :meth:`_find_in`)."""
+    async def contacts_by_id(self, workspace_id: str, ids: Iterable[str], projection: Mapping | None = None
+                             ) -> dict[str, dict]:
+        """Contacts by id (by primary key, or one index range for many)."""
         projection = {**(projection or {}), "_id": 0}
         if any(v == 1 for v in projection.values()):
             projection["id"] = 1  # an inclusion projection still needs the key of the result
-        if dense:
-            return {c["id"]: c for c in await self._find_in("contacts", workspace_id, "id", ids, projection, True)}
-        keys = [doc_key(workspace_id, i) for i in ids]
-        found = {}
-        for start in range(0, len(keys), IN_CHUNK):  # primary-key reads, for ids spread anywhere
-            cursor = self.db.contacts.find({"_id": {"$in": keys[start:start + IN_CHUNK]}}, projection)
-            found.update({c["id"]: c async for c in cursor})
-        return found
+        return {c["id"]: c for c in await self._find_in("contacts", workspace_id, "id", ids, projection)}
 
     async def contact(self, workspace_id: str, contact_id: str) -> dict | None:
-        return await self.db.contacts.find_one({"_id": doc_key(workspace_id, contact_id)}, {"_id": 0})
+        return await self.db.contacts.find_one(self._by_keys(workspace_id, [doc_key(workspace_id, contact_id)]),
+                                               {"_id": 0})
 
-    async def write_contacts(self, workspace_id: str, changes: Sequence[tuple[str, dict, dict]],
-                             new_ids: set[str] = frozenset()) -> set[str]:
-        """Upsert contacts: each change is (id, fields to set, fields set only when
-        the contact is new). Contacts in ``new_ids`` were absent when the batch
-        was read and are inserted, which the embedded server does several times
-        faster than upserts; one created meanwhile by another writer is upserted.
-        Returns the ids of those (of ``new_ids``) that existed after all."""
-        if not changes:
+    async def write_contacts(self, workspace_id: str, writes: Sequence[ContactWrite],
+                             new_ids: Collection[str] = frozenset()) -> set[str]:
+        """Write contact changes: each write sets and unsets only its paths,
+        so concurrent writers of other fields (or other custom keys) keep
+        theirs. Contacts in ``new_ids`` were absent when the batch was read and
+        are inserted whole (``on_insert`` with the change applied), which the
+        embedded server does several times faster than upserts; one created
+        meanwhile by another writer gets the change alone, its own fields
+        kept. Returns the ids of those (of ``new_ids``) that existed after all."""
+        if not writes:
             return set()
 
-        def upsert(cid, fields, on_insert):
-            return UpdateOne({"_id": doc_key(workspace_id, cid)},
-                             {"$set": fields, "$setOnInsert": {"workspace_id": workspace_id, "id": cid, **on_insert}},
-                             upsert=True)
+        def upsert(write: ContactWrite) -> UpdateOne:
+            update = paths.update_document(write.change)
+            update["$setOnInsert"] = {
+                "workspace_id": workspace_id, "id": write.id,
+                **{p: v for p, v in write.on_insert.items() if not any(paths.overlaps(p, c) for c in write.change)}}
+            return UpdateOne(self._by_keys(workspace_id, [doc_key(workspace_id, write.id)]), update, upsert=True)
 
-        fresh = [c for c in changes if c[0] in new_ids]
-        retry = [upsert(*c) for c in changes if c[0] not in new_ids]
+        fresh = [w for w in writes if w.id in new_ids]
+        retry = [upsert(w) for w in writes if w.id not in new_ids]
         taken: set[int] = set()
         if fresh:
             try:
                 await self.db.contacts.insert_many(
-                    [{"_id": doc_key(workspace_id, cid), "workspace_id": workspace_id, "id": cid, **on_insert,
-                      **fields} for cid, fields, on_insert in fresh], ordered=False)
+                    [{"_id": doc_key(workspace_id, w.id), "workspace_id": workspace_id, "id": w.id,
+                      **paths.apply(w.on_insert, w.change)} for w in fresh], ordered=False)
             except BulkWriteError as exc:
                 taken = {e["index"] for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
                 if len(taken) != len(exc.details["writeErrors"]):
                     raise
-                retry += [upsert(*fresh[i]) for i in sorted(taken)]
+                retry += [upsert(fresh[i]) for i in sorted(taken)]
         if retry:
             await self.db.contacts.bulk_write(retry, ordered=False)
-        return {fresh[i][0] for i in taken}
+        return {fresh[i].id for i in taken}
 
     async def delete_contacts(self, workspace_id: str, ids: Sequence[str]) -> int:
-        deleted = 0
-        for start in range(0, len(ids), IN_CHUNK):
-            chunk = list(ids[start:start + IN_CHUNK])
+        deleted, step = 0, await self._in_values()
+        for start in range(0, len(ids), step):
+            chunk = list(ids[start:start + step])
             # Events first: a delete interrupted in between leaves a contact
             # without events rather than events without a contact.
             await self.db.events.delete_many({"workspace_id": workspace_id, "contact_id": {"$in": chunk}})
-            result = await self.db.contacts.delete_many({"_id": {"$in": [doc_key(workspace_id, c) for c in chunk]}})
+            result = await self.db.contacts.delete_many(
+                self._by_keys(workspace_id, [doc_key(workspace_id, c) for c in chunk]))
             deleted += result.deleted_count
         return deleted
 
@@ -359,19 +469,30 @@ class Database:
         if not updates:
             return
         # The guard lives in an update pipeline rather than in the filter so
-        # that the filter stays a bare ``_id`` equality, which the embedded
-        # server serves as a primary-key lookup.
-        await self.db.contacts.bulk_write([
-            UpdateOne({"_id": doc_key(workspace_id, cid)}, [{"$set": {"stats": {"$cond": [
+        # that the filter stays a key lookup. Hundreds of rollups take tens of
+        # milliseconds to encode: that is done in a worker thread too.
+        codec = self.db.codec_options
+
+        def operations() -> list[UpdateOne]:
+            return [UpdateOne(self._by_keys(workspace_id, [doc_key(workspace_id, cid)]), [{"$set": {"stats": {"$cond": [
                 {"$and": [{"$eq": [{"$ifNull": ["$timezone", None]}, {"$literal": tz}]},
                           {"$lte": ["$stats.events", {"$literal": stats["events"]}]}]},
-                {"$literal": stats}, "$stats"]}}}])
-            for cid, tz, stats in updates], ordered=False)
+                {"$literal": RawBSONDocument(bson.encode(stats, codec_options=codec))}, "$stats"]}}}])
+                for cid, tz, stats in updates]
+        await self.db.contacts.bulk_write(await asyncio.to_thread(operations), ordered=False)
 
     # -- campaigns --------------------------------------------------------
 
+    def _with_any_dates(self, collection: str):
+        """The collection, reading dates beyond Python's years 1-9999 (written
+        by another client) as ``bson.DatetimeMS`` instead of failing the whole
+        read: rollups then refuse just the documents holding them."""
+        return self.db[collection].with_options(
+            codec_options=self.db.codec_options.with_options(datetime_conversion=DatetimeConversion.DATETIME_AUTO))
+
     async def campaigns_by(self, workspace_id: str, key: str, values: Iterable[str]) -> dict[str, dict]:
-        cursor = self.db.campaigns.find({"workspace_id": workspace_id, key: {"$in": list(values)}}, {"_id": 0})
+        cursor = self._with_any_dates("campaigns").find({"workspace_id": workspace_id, key: {"$in": list(values)}},
+                                                        {"_id": 0})
         return {c[key]: c async for c in cursor}
 
     async def write_campaigns(self, workspace_id: str, docs: Sequence[dict]) -> None:
@@ -380,6 +501,19 @@ class Database:
                 UpdateOne({"workspace_id": workspace_id, "id": d["id"]},
                           {"$set": d, "$setOnInsert": {"createdAt": now()}}, upsert=True)
                 for d in docs], ordered=True)
+
+    async def note_campaign_in_rollups(self, workspace_id: str, campaign_id: str, values: Mapping) -> None:
+        """The campaign's recipients' rollups hold ``values`` ({name, sentAt}),
+        noted only while the campaign still has them (a later change is
+        completed by its own upsert)."""
+        await self.db.campaigns.update_one({"workspace_id": workspace_id, "id": campaign_id, **values},
+                                           {"$set": {"inRollups": dict(values)}})
+
+    async def note_campaigns_in_rollups(self, workspace_id: str) -> None:
+        """Every campaign's recipients' rollups are about to be rebuilt from
+        the campaigns as they are now."""
+        await self.db.campaigns.update_many(
+            {"workspace_id": workspace_id}, [{"$set": {"inRollups": {"name": "$name", "sentAt": "$sentAt"}}}])
 
     # -- events -----------------------------------------------------------
 
@@ -398,35 +532,86 @@ class Database:
             return duplicates
         return set()
 
-    async def events_of_contacts(self, workspace_id: str, contact_ids: Sequence[str], dense: bool = False
-                                 ) -> dict[str, list[dict]]:
-        """Every raw event of these contacts; ``dense``: see :meth:`_find_in`."""
+    async def events_of_contacts(self, workspace_id: str, contact_ids: Sequence[str]) -> dict[str, list[dict]]:
+        """Every raw event of these contacts (by the ``{workspace_id, contact_id}`` index)."""
         grouped: dict[str, list[dict]] = {cid: [] for cid in contact_ids}
         for ev in await self._find_in("events", workspace_id, "contact_id", contact_ids,
-                                      {"_id": 0, "workspace_id": 0}, dense):
+                                      {"_id": 0, "workspace_id": 0}):
             grouped[ev["contact_id"]].append(ev)
         return grouped
 
     # -- segments ---------------------------------------------------------
+    # A segment's earlier versions are documents of their own in
+    # ``segment_revisions``, one per savedAt (the time the version was saved,
+    # and replaced later), the newest SEGMENT_REVISIONS_KEPT of them: a segment
+    # stays small however often it changes, and reading segments never reads
+    # their history. Earlier versions of segmentql pushed them into the
+    # segment's ``revisions`` list; they are moved out when first asked for.
+
+    SEGMENT_REVISIONS_KEPT = 100
+    WITHOUT_REVISIONS = {"_id": 0, "revisions": 0}
 
     async def insert_segment(self, doc: dict) -> None:
         await self.db.segments.insert_one(dict(doc))
 
     async def segment(self, workspace_id: str, segment_id: str) -> dict | None:
-        return await self.db.segments.find_one({"workspace_id": workspace_id, "id": segment_id}, {"_id": 0})
+        return await self.db.segments.find_one({"workspace_id": workspace_id, "id": segment_id},
+                                               self.WITHOUT_REVISIONS)
 
     async def update_segment(self, workspace_id: str, segment_id: str, changes: dict, previous: dict | None
                              ) -> dict | None:
-        update: dict = {"$set": changes}
+        """Apply ``changes``; ``previous`` (name, rule, savedAt), if given, is
+        kept as a revision first, so a request that fails in between leaves its
+        retry nothing to lose."""
         if previous is not None:
-            update["$push"] = {"revisions": previous}
-        return await self.db.segments.find_one_and_update(
-            {"workspace_id": workspace_id, "id": segment_id}, update, projection={"_id": 0},
-            return_document=True)
+            await self._add_revisions(workspace_id, segment_id, [previous])
+        updated = await self.db.segments.find_one_and_update(
+            {"workspace_id": workspace_id, "id": segment_id}, {"$set": changes},
+            projection=self.WITHOUT_REVISIONS, return_document=True)
+        if updated is None and previous is not None:  # deleted meanwhile: so is its history
+            await self.db.segment_revisions.delete_many({"workspace_id": workspace_id, "segment_id": segment_id})
+        return updated
+
+    async def segment_revisions(self, workspace_id: str, segment_id: str) -> list[dict]:
+        """The segment's earlier versions (name, rule, savedAt), oldest first."""
+        await self._move_embedded_revisions(workspace_id, segment_id)
+        cursor = self.db.segment_revisions.find({"workspace_id": workspace_id, "segment_id": segment_id},
+                                                {"_id": 0, "name": 1, "rule": 1, "savedAt": 1})
+        return [r async for r in cursor.sort("savedAt", 1)]
+
+    async def _add_revisions(self, workspace_id: str, segment_id: str, revisions: list[dict]) -> None:
+        """Store revisions (one stored already, by savedAt, is kept as it is), then
+        drop all but the newest SEGMENT_REVISIONS_KEPT."""
+        query = {"workspace_id": workspace_id, "segment_id": segment_id}
+        try:
+            await self.db.segment_revisions.insert_many(
+                [{**query, "savedAt": r["savedAt"], "name": r["name"], "rule": r["rule"]} for r in revisions],
+                ordered=False)
+        except BulkWriteError as exc:
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                raise
+        older = self.db.segment_revisions.find(query, {"_id": 1}).sort("savedAt", -1).skip(
+            self.SEGMENT_REVISIONS_KEPT)
+        dropped = [r["_id"] async for r in older]
+        if dropped:
+            await self.db.segment_revisions.delete_many({**query, "_id": {"$in": dropped}})
+
+    async def _move_embedded_revisions(self, workspace_id: str, segment_id: str) -> None:
+        """Move a segment's revisions of an earlier version out of its document:
+        stored, then removed from it, so a move cut short is completed by the
+        next (storing them again stores nothing)."""
+        key = {"workspace_id": workspace_id, "id": segment_id}
+        legacy = await self.db.segments.find_one({**key, "revisions": {"$exists": True}}, {"_id": 0, "revisions": 1})
+        if legacy is None:
+            return
+        if legacy["revisions"]:
+            await self._add_revisions(workspace_id, segment_id, legacy["revisions"])
+        await self.db.segments.update_one(key, {"$unset": {"revisions": ""}})
 
     async def delete_segment(self, workspace_id: str, segment_id: str) -> bool:
-        """The segment and everything recorded about it (snapshots, sizes)."""
+        """The segment and everything recorded about it (revisions, snapshots, sizes)."""
         result = await self.db.segments.delete_one({"workspace_id": workspace_id, "id": segment_id})
+        await self.db.segment_revisions.delete_many({"workspace_id": workspace_id, "segment_id": segment_id})
         snapshots = [s["id"] async for s in self.db.snapshots.find(
             {"workspace_id": workspace_id, "segment_id": segment_id}, {"id": 1})]
         for snapshot_id in snapshots:
@@ -440,20 +625,39 @@ class Database:
         if after is not None:
             created, sid = after
             query["$or"] = [{"createdAt": {"$lt": created}}, {"createdAt": created, "id": {"$lt": sid}}]
-        cursor = self.db.segments.find(query, {"_id": 0}).sort([("createdAt", -1), ("id", -1)]).limit(limit)
-        return [s async for s in cursor]
+        cursor = self.db.segments.find(query, self.WITHOUT_REVISIONS).sort([("createdAt", -1), ("id", -1)])
+        return [s async for s in cursor.limit(limit)]
 
     # -- snapshots and sizes ----------------------------------------------
 
-    async def insert_snapshot(self, doc: dict, member_ids: Sequence[str]) -> None:
-        """Members first, then the snapshot document: a snapshot is listed only
-        once all its members are stored."""
+    async def insert_snapshot(self, doc: dict, member_ids: AsyncIterator[str]) -> dict:
+        """Store a snapshot of ``member_ids`` (in id order, as they are read):
+        each chunk of SNAPSHOT_CHUNK ids is written once it fills, so memory
+        holds one chunk whatever the segment's size. The snapshot document,
+        with its ``size``, comes last: a snapshot is listed only once all its
+        members are stored. If reading the members fails, the chunks written
+        are removed. Returns the document stored."""
         ws, sid = doc["workspace_id"], doc["id"]
-        chunks = [{"workspace_id": ws, "snapshot_id": sid, "chunk": n, "ids": list(member_ids[i:i + SNAPSHOT_CHUNK])}
-                  for n, i in enumerate(range(0, len(member_ids), SNAPSHOT_CHUNK))]
-        if chunks:
-            await self.db.snapshot_members.insert_many(chunks)
-        await self.db.snapshots.insert_one(dict(doc))
+        size, chunk = 0, []
+        try:
+            async for member_id in member_ids:
+                chunk.append(member_id)
+                if len(chunk) == SNAPSHOT_CHUNK:
+                    size, chunk = await self._add_snapshot_chunk(ws, sid, size, chunk), []
+            if chunk:
+                size = await self._add_snapshot_chunk(ws, sid, size, chunk)
+        except Exception:
+            await self.db.snapshot_members.delete_many({"workspace_id": ws, "snapshot_id": sid})
+            raise
+        stored = {**doc, "size": size}
+        await self.db.snapshots.insert_one(dict(stored))
+        return stored
+
+    async def _add_snapshot_chunk(self, workspace_id: str, snapshot_id: str, stored: int, ids: list[str]) -> int:
+        """Store the chunk of ``ids`` that follows the ``stored`` first ids; returns how many are stored now."""
+        await self.db.snapshot_members.insert_one({"workspace_id": workspace_id, "snapshot_id": snapshot_id,
+                                                   "chunk": stored // SNAPSHOT_CHUNK, "ids": ids})
+        return stored + len(ids)
 
     async def snapshot(self, workspace_id: str, snapshot_id: str) -> dict | None:
         return await self.db.snapshots.find_one({"workspace_id": workspace_id, "id": snapshot_id}, {"_id": 0})
@@ -463,11 +667,24 @@ class Database:
         cursor = self.db.snapshots.find({"workspace_id": workspace_id, "segment_id": segment_id}, {"_id": 0})
         return [s async for s in cursor.sort([("takenAt", -1), ("id", -1)])]
 
-    async def snapshot_member_ids(self, workspace_id: str, snapshot_id: str) -> list[str]:
-        """Every member id, in contact id order."""
-        cursor = self.db.snapshot_members.find({"workspace_id": workspace_id, "snapshot_id": snapshot_id},
-                                               {"_id": 0, "ids": 1}).sort("chunk", 1)
-        return [cid async for chunk in cursor for cid in chunk["ids"]]
+    async def snapshot_chunks(self, workspace_id: str, snapshot_id: str, after: str | None = None
+                              ) -> AsyncIterator[list[str]]:
+        """The member ids chunk by chunk, in id order (a chunk holds a run of
+        the sorted ids), one chunk read at a time. With ``after``, from the
+        chunk holding the first id after it: the last chunk whose first id is
+        ``after`` or before (that chunk may start with ids up to ``after``)."""
+        query: dict = {"workspace_id": workspace_id, "snapshot_id": snapshot_id}
+        if after is not None:
+            start = await self.db.snapshot_members.find_one({**query, "ids.0": {"$lte": after}},
+                                                            {"_id": 0, "chunk": 1}, sort=[("chunk", -1)])
+            if start is not None:
+                query["chunk"] = {"$gte": start["chunk"]}
+        cursor = self.db.snapshot_members.find(query, {"_id": 0, "ids": 1}).sort("chunk", 1).batch_size(1)
+        try:
+            async for chunk in cursor:
+                yield chunk["ids"]
+        finally:
+            await cursor.close()
 
     async def delete_snapshot(self, workspace_id: str, snapshot_id: str) -> bool:
         """The snapshot document first, so a half-deleted snapshot is never listed."""
@@ -491,19 +708,34 @@ class Database:
     async def all_segments(self, workspace_id: str | None = None) -> list[dict]:
         """Every saved segment (of one workspace, or of all)."""
         query = {} if workspace_id is None else {"workspace_id": workspace_id}
-        return [s async for s in self.db.segments.find(query, {"_id": 0})]
+        return [s async for s in self.db.segments.find(query, self.WITHOUT_REVISIONS)]
 
     # -- segment evaluation ----------------------------------------------
 
     async def aggregate_contacts(self, pipeline: list[dict]) -> list[dict]:
-        cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=self.max_time_ms)
-        return [doc async for doc in cursor]
+        """The pipeline's documents, read in the request's turn and within its
+        deadline (:mod:`.deadline`)."""
+        async with deadline.turn(self.max_time_ms) as max_time_ms:
+            cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=max_time_ms)
+            try:
+                return await cursor.to_list()
+            finally:
+                await cursor.close()
 
     async def stream_contacts(self, pipeline: list[dict]) -> AsyncIterator[dict]:
-        """The pipeline's documents one by one, for readers that may stop early."""
-        cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=self.max_time_ms, batchSize=500)
+        """The pipeline's documents one by one, for readers that may stop early.
+        Each batch is read in the request's turn and within its deadline
+        (:mod:`.deadline`); the reader handles it outside the turn."""
+        batch_size = 500
+        async with deadline.turn(self.max_time_ms) as max_time_ms:
+            cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=max_time_ms, batchSize=batch_size)
         try:
-            async for doc in cursor:
-                yield doc
+            while True:
+                async with deadline.turn(self.max_time_ms):
+                    batch = await cursor.to_list(batch_size)
+                if not batch:
+                    return
+                for doc in batch:
+                    yield doc
         finally:
             await cursor.close()

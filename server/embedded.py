@@ -2,12 +2,17 @@
 
 Several segmentql processes may want the same data dir at once (a running
 ``serve`` and an ``import`` in another terminal). WiredTiger allows one server
-per directory, so they share it: the first one starts ``secantusd-py`` and
-records its port in ``server.json``; later ones connect to that port. Each user
-holds a *shared* lock on ``users.lock`` while it uses the server, and whoever
-leaves last (it can take that lock exclusively) stops the server. Starting and
-stopping happen under ``start.lock`` so two processes never race to start a
-second server on the same storage.
+per directory, so they share it: the first one starts it and later ones connect
+to the port recorded in ``server.json``. Each user holds a *shared* lock on
+``users.lock`` while it uses the server. Joining, and stopping, happen under
+``start.lock`` so two processes never race to start a second server on the
+same storage.
+
+The server runs under a watchdog process (``embedded_watchdog``), not under
+the user that started it: it stops the server once no process holds
+``users.lock`` any more, so the server stops with its last user however that
+user ends, SIGKILL included. The last user to leave in order stops it at once
+and waits, so a ``serve`` that exits leaves nothing running.
 """
 
 import fcntl
@@ -24,8 +29,9 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from .embedded_watchdog import INFO, START_LOCK, STOP_TIMEOUT_S, USERS_LOCK, WATCHDOG_LOCK, open_lock, try_lock
+
 START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 20.0
 
 
 class EmbeddedServerError(RuntimeError):
@@ -63,22 +69,12 @@ def ping(uri: str, timeout_s: float = 1.0) -> bool:
         client.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class _FileLock:
     def __init__(self, path: Path, mode: int):
         self.path, self.mode, self.fd = path, mode, None
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = open_lock(self.path)
         fcntl.flock(self.fd, self.mode)
         return self
 
@@ -97,12 +93,12 @@ class EmbeddedServer:
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir).resolve()
         self._users_fd: int | None = None
-        self._child: subprocess.Popen | None = None
+        self._watchdog: subprocess.Popen | None = None
         self.uri: str | None = None
 
     @property
     def _info_path(self) -> Path:
-        return self.data_dir / "server.json"
+        return self.data_dir / INFO
 
     def _read_info(self) -> dict | None:
         try:
@@ -115,76 +111,104 @@ class EmbeddedServer:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EmbeddedServerError(f"cannot create data dir {self.data_dir}: {exc.strerror}") from None
-        with _FileLock(self.data_dir / "start.lock", fcntl.LOCK_EX):
-            info = self._read_info()
-            if info and _alive(info["pid"]) and ping(uri_for_port(info["port"])):
-                self.uri = uri_for_port(info["port"])
-            else:
-                self.uri = self._launch()
-            self._users_fd = os.open(self.data_dir / "users.lock", os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._users_fd, fcntl.LOCK_SH)
+        with _FileLock(self.data_dir / START_LOCK, fcntl.LOCK_EX):
+            # A user before the server exists: a watchdog never sees "no users" before its first one.
+            users_fd = open_lock(self.data_dir / USERS_LOCK)
+            fcntl.flock(users_fd, fcntl.LOCK_SH)
+            try:
+                info = self._read_info()
+                if info and self._answers(info["port"]):
+                    self.uri = uri_for_port(info["port"])
+                else:
+                    self._stop_server()
+                    self.uri = self._launch()
+            except BaseException:
+                os.close(users_fd)
+                raise
+            self._users_fd = users_fd
         return self.uri
 
     def _launch(self) -> str:
         port = _free_port()
-        log = open(self.data_dir / "secantusd.log", "ab")
         cmd = [_secantusd(), "--host", "127.0.0.1", "--port", str(port),
                "--storage-path", str(self.data_dir / "db"), "--log-level", "WARNING"]
-        # A session of its own: Ctrl-C in the terminal reaches segmentql, which
-        # then stops the server in order, instead of killing it mid-write.
-        self._child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
-        log.close()
+        # A session of its own: Ctrl-C in the terminal reaches segmentql, whose
+        # last user then stops the server in order, instead of killing it mid-write.
+        with open(self.data_dir / "secantusd.log", "ab") as log:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-m", "segmentql.server.embedded_watchdog", str(self.data_dir), str(port), *cmd],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         uri = uri_for_port(port)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self._child.poll() is not None:
+            if self._watchdog.poll() is not None:
                 tail = (self.data_dir / "secantusd.log").read_text(errors="replace").strip().splitlines()[-1:]
                 raise EmbeddedServerError(f"the embedded database exited at start-up: {' '.join(tail) or 'no output'}")
-            if ping(uri, 0.5):
-                self._info_path.write_text(json.dumps({"pid": self._child.pid, "port": port}))
+            info = self._read_info()
+            if info and info["watchdog"] == self._watchdog.pid and ping(uri, 0.5):
                 return uri
             time.sleep(0.1)
-        self._child.kill()
+        self._stop_server()
         raise EmbeddedServerError(f"the embedded database did not answer ping within {START_TIMEOUT_S:.0f} s")
 
     def stop(self) -> None:
         if self._users_fd is None:
             return
-        with _FileLock(self.data_dir / "start.lock", fcntl.LOCK_EX):
+        with _FileLock(self.data_dir / START_LOCK, fcntl.LOCK_EX):
             fcntl.flock(self._users_fd, fcntl.LOCK_UN)
-            try:
-                fcntl.flock(self._users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                last_user = True
-            except BlockingIOError:
-                last_user = False
-            if last_user:
-                self._stop_server()
+            last_user = try_lock(self._users_fd, fcntl.LOCK_EX)
             os.close(self._users_fd)
             self._users_fd = None
-        if self._child is not None and not last_user:
-            # Another process still uses the server we started; it will stop it.
-            self._child = None
+            if last_user:
+                self._stop_server()
+        if self._watchdog is not None and last_user:
+            self._watchdog.wait()
+        # Otherwise another process still uses the server we started; it ends without us.
+        self._watchdog = None
+
+    def _answers(self, port: int) -> bool:
+        """Whether the recorded server answers. While its watchdog runs it may be busy, or still
+        starting under a launcher that was killed: it gets as long as a starting one."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while self._watchdog_runs() and time.monotonic() < deadline:
+            if ping(uri_for_port(port), 1.0):
+                return True
+        return False
+
+    def _watchdog_runs(self) -> bool:
+        """Whether a watchdog holds ``watchdog.lock``: unlike a pid, a lock is not held by a zombie
+        nor by a process that reuses the pid."""
+        fd = open_lock(self.data_dir / WATCHDOG_LOCK)
+        try:
+            return not try_lock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
 
     def _stop_server(self) -> None:
-        info = self._read_info()
-        if not info:
-            return
-        pid = info["pid"]
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT_S
-            while time.monotonic() < deadline:
-                if self._child is not None and self._child.pid == pid:
-                    if self._child.poll() is not None:
-                        break
-                elif not _alive(pid):
-                    break
+        """Have the watchdog of this data dir, if one runs, stop the server; wait until it is gone.
+
+        Called under start.lock, by the last user and before a launch (a
+        server that does not answer is replaced, not joined by a second one).
+        """
+        fd = open_lock(self.data_dir / WATCHDOG_LOCK)
+        try:
+            sig, signalled = signal.SIGTERM, None
+            deadline = time.monotonic() + STOP_TIMEOUT_S + 5  # the watchdog's own SIGKILL comes first
+            while not try_lock(fd, fcntl.LOCK_SH):
+                if time.monotonic() > deadline:
+                    if sig == signal.SIGKILL:
+                        raise EmbeddedServerError(f"the embedded database of {self.data_dir} did not stop")
+                    sig, deadline = signal.SIGKILL, time.monotonic() + 5  # the database gets its parent-death signal
+                pid = os.pread(fd, 20, 0).decode()  # empty for the moment a new watchdog takes to write it
+                if pid and (pid, sig) != signalled:
+                    signalled = (pid, sig)
+                    try:
+                        os.kill(int(pid), sig)
+                    except ProcessLookupError:
+                        pass
                 time.sleep(0.05)
-            else:
-                os.kill(pid, signal.SIGKILL)
-        if self._child is not None:
-            self._child.wait()
+        finally:
+            os.close(fd)
         self._info_path.unlink(missing_ok=True)
 
     def __enter__(self) -> str:

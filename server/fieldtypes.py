@@ -10,11 +10,17 @@ import datetime as dt
 import math
 import re
 
-from .rollups import as_utc
+from . import instants
 
 FIELD_TYPES = ("NUMBER", "TEXT", "BOOLEAN", "DATE", "MULTI_SELECT")
-FIELD_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Use with fullmatch: ``$`` alone would also accept a trailing newline.
+FIELD_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# The numbers a text value may spell: what JSON allows, with an optional sign
+# and surrounding spaces. Python's float() and int() also take "1_000",
+# "infinity" and digits of other scripts, which no data source means as a number.
+_INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
 
 
 def _describe(value) -> str:
@@ -27,13 +33,12 @@ def _number(value):
         raise ValueError(f"expected a number, got {_describe(value)}")
     if isinstance(value, (int, float)):
         number = value
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise ValueError(f"expected a number, got {_describe(value)}") from None
-        if number.is_integer() and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            number = int(number)
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        if len(value.strip().lstrip("+-").lstrip("0")) > 19:  # past 64 bits (and int()'s digit limit)
+            raise ValueError(f"number {_describe(value)} is out of range")
+        number = int(value)
+    elif isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+        number = float(value)
     else:
         raise ValueError(f"expected a number, got {_describe(value)}")
     if isinstance(number, float) and not math.isfinite(number):
@@ -59,13 +64,14 @@ def _boolean(value):
 
 def parse_datetime(value) -> dt.datetime:
     """``YYYY-MM-DD`` (midnight UTC) or an ISO-8601 datetime (UTC when it has no
-    offset), as an aware UTC datetime truncated to milliseconds like BSON."""
+    offset), as an aware UTC datetime truncated to milliseconds like BSON.
+    Instants outside :mod:`.instants`' range are refused."""
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, str):
         text = value.strip()
         try:
-            if _DATE_ONLY.match(text):
+            if _DATE_ONLY.fullmatch(text):
                 parsed = dt.datetime.combine(dt.date.fromisoformat(text), dt.time())
             else:
                 parsed = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
@@ -73,7 +79,7 @@ def parse_datetime(value) -> dt.datetime:
             raise ValueError(f"expected a date (YYYY-MM-DD) or an ISO-8601 datetime, got {_describe(value)}") from None
     else:
         raise ValueError(f"expected a date (YYYY-MM-DD) or an ISO-8601 datetime, got {_describe(value)}")
-    parsed = as_utc(parsed)
+    parsed = instants.checked(parsed)
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
 
 

@@ -8,6 +8,17 @@ page works on a machine without internet access.
 
 The page opens on the product's reference segments as ready-to-run named
 operations, with a headers editor holding an ``Authorization`` template.
+
+The page holds a key once its user types one, so it is kept from other
+sites: a link may prefill the query and variables but never the headers (a
+link's ``headers=`` is ignored), headers stay out of the browser's storage
+unless the user turns that on in GraphiQL's settings, and the page and its
+assets are sent with ``X-Frame-Options: DENY`` and a Content-Security-Policy
+allowing scripts, styles, fonts and requests from segmentql only: the page
+has no inline script or style, GraphiQL and React style elements through the
+DOM (which no policy limits) and its fonts are ``data:`` URLs. The one thing
+refused is the ``<style>`` a GraphiQL dialog adds to stop the page scrolling
+behind it; the page never scrolls anyway.
 """
 
 import html
@@ -29,7 +40,17 @@ ASSETS = {  # served name -> path inside node_modules
     "react.production.min.js": "react/umd/react.production.min.js",
     "react-dom.production.min.js": "react-dom/umd/react-dom.production.min.js",
 }
+# segmentql's own: the page's script and style (server/static/).
+OWN_ASSETS = ("segmentql-graphiql.js", "segmentql-graphiql.css")
 MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                               "font-src 'self' data:; img-src 'self' data:; connect-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 SEED_AS_OF = "2026-11-28T12:00:00Z"
 
 
@@ -77,16 +98,20 @@ def graphiql_page() -> Response:
     if missing:
         return PlainTextResponse(
             "GraphiQL's files are not installed; run `make install` (npm ci in graphiql/). Missing: "
-            + html.escape(", ".join(missing)), status_code=503)
-    return HTMLResponse(_page())
+            + html.escape(", ".join(missing)), status_code=503, headers=SECURITY_HEADERS)
+    return HTMLResponse(_page(), headers=SECURITY_HEADERS)
 
 
 async def asset(request: Request) -> Response:
     name = request.path_params["name"]
-    if name not in ASSETS:
-        return PlainTextResponse("no such asset", status_code=404)
-    path = node_modules() / ASSETS[name]
+    if name in OWN_ASSETS:
+        path = Path(str(resources.files("segmentql.server").joinpath("static", name)))
+    elif name in ASSETS:
+        path = node_modules() / ASSETS[name]
+    else:
+        return PlainTextResponse("no such asset", status_code=404, headers=SECURITY_HEADERS)
     if not path.exists():
-        return PlainTextResponse("GraphiQL's files are not installed; run `make install`", status_code=503)
+        return PlainTextResponse("GraphiQL's files are not installed; run `make install`", status_code=503,
+                                 headers=SECURITY_HEADERS)
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix],
-                        headers={"Cache-Control": "public, max-age=86400"})
+                        headers={"Cache-Control": "public, max-age=86400", **SECURITY_HEADERS})

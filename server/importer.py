@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ingest
-from .database import Database
+from .database import Database, IndexBudgetExceeded
 
 @dataclass
 class _Pending:
@@ -123,6 +123,8 @@ def check_directory(directory: Path) -> dict[str, int]:
                     item = json.loads(line)
                 except ValueError as exc:
                     raise ImportRefused(f"{path}:{number}: not valid JSON ({exc.args[0]})") from None
+                except RecursionError:
+                    raise ImportRefused(f"{path}:{number}: JSON nested too deeply") from None
                 if not isinstance(item, dict):
                     raise ImportRefused(f"{path}:{number}: expected a JSON object, got {type(item).__name__}")
                 total += 1
@@ -142,7 +144,7 @@ async def import_directory(db: Database, workspace_id: str, directory: Path, bat
             try:
                 created = await ingest.define_custom_field(db, workspace_id, spec["key"], spec["type"],
                                                            spec.get("indexed", False))
-            except ingest.FieldDefinitionError as exc:
+            except (ingest.FieldDefinitionError, IndexBudgetExceeded) as exc:
                 report.problems.append(f"{directory / 'fields.json'}: {exc}")
                 continue
             result.accepted += created
@@ -158,8 +160,12 @@ async def import_directory(db: Database, workspace_id: str, directory: Path, bat
 
     def reporter(label: str):
         return lambda done, total: progress.update(label, done, total, final=done == total)
-    await ingest.create_contacts(db, workspace_id, pending.new_contacts, on_progress=reporter("new contacts"))
-    await ingest.refresh_rollups(db, workspace_id, list(pending.due), bulk=True, on_progress=reporter("rollups"))
+    failures = await ingest.create_contacts(db, workspace_id, pending.new_contacts,
+                                            on_progress=reporter("new contacts"))
+    failures |= await ingest.refresh_rollups(db, workspace_id, list(pending.due), bulk=True,
+                                             on_progress=reporter("rollups"))
+    report.problems.extend(f"{directory}: contact {cid!r}: stored, but its engagement rollups cannot be computed: "
+                           f"{reason}" for cid, reason in sorted(failures.items()))
     return report
 
 

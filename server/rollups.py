@@ -34,10 +34,37 @@ The ``stats`` sub-document::
     topOpenHour       most common hour (ties: earliest), None without opens
     topOpenWeekday    most common ISO weekday 1-7 (ties: earliest)
     campaigns         one summary per campaign the contact has events for:
-                      {id, name, sentAt, received, opens, clicks, urls, latest}
-                      ``urls``: distinct clicked urls, Unicode lower-cased;
+                      {id, name, sentAt, received, opens, clicks, urls,
+                      urlsDropped, latest}
+                      ``urls``: distinct clicked urls, Unicode lower-cased, in
+                      the order of their first click (time, then event id);
                       ``latest``: the received campaign with the newest sentAt
                       (ties: greatest id)
+    timezone          the time zone the rollup was computed in (null: UTC), so
+                      a write that changed the contact's zone and died before
+                      its refresh is completed by a retry (ingest)
+    campaignsDropped  summaries left out by the size bounds below (0 normally)
+    activityDaysMerged  days of ``activity`` merged by the bounds below
+
+Size bounds. A contact document may not pass 16 MB, and an event stream can
+be anything, so every part of ``stats`` that grows with the events is bounded
+(worst case, all bounds reached, well under 10 MB; see tests/test_poison.py):
+
+- ``urls``: at most URLS_PER_CAMPAIGN (100) per campaign, the first clicked
+  ones, and at most URL_BYTES_KEPT (2 MiB) of urls per contact, given to the
+  campaigns in the order below. ``urlsDropped`` counts, exactly, the distinct
+  clicked urls of the campaign not kept: "clicked a url containing S" is exact
+  for kept urls and cannot see dropped ones (only a summary with
+  ``urlsDropped`` 0 is complete).
+- ``campaigns``: summaries take at most CAMPAIGN_BYTES_KEPT (4 MiB, about
+  20,000 summaries of ordinary ids and names), kept in this order: the
+  ``latest`` one, then the newest by sentAt (ties: greatest id). A dropped
+  campaign reads as one the contact has no events for; ``campaignsDropped``
+  says how many.
+- ``activity``: at most ACTIVITY_DAYS_KEPT (10,000, 27 years of daily
+  engagement) buckets. Beyond that the oldest kept bucket also counts every
+  older event, so a window that starts on or before its day counts them too;
+  windows starting later are exact, and so is ``eventDays``.
 
 Day numbers count UTC calendar days since 1970-01-01.
 """
@@ -45,6 +72,8 @@ Day numbers count UTC calendar days since 1970-01-01.
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from zoneinfo import ZoneInfo
+
+from .instants import RANGE, OutOfRange, checked
 
 UTC = dt.timezone.utc
 EPOCH = dt.date(1970, 1, 1)
@@ -56,9 +85,19 @@ DEVICE_SERIES = {d: f"opens{d.capitalize()}" for d in DEVICES}
 # How many newest event days ``eventDays`` keeps per series: "at least k" with
 # a larger k reads the buckets instead.
 DAYS_KEPT = 100
+# The size bounds of the parts that grow (see the module docstring).
+URLS_PER_CAMPAIGN = 100
+URL_BYTES_KEPT = 2 * 2**20
+CAMPAIGN_BYTES_KEPT = 4 * 2**20
+ACTIVITY_DAYS_KEPT = 10_000
+# What a url or a summary costs in the stored document besides its text
+# (type bytes, keys, lengths), counted against the budgets above.
+_URL_OVERHEAD = 16
+_SUMMARY_OVERHEAD = 160
+_NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)  # sorts summaries without a sentAt last
 # The shape of ``stats``: bumped whenever compute_stats' output changes, so a
 # service starting on older rollups rebuilds them (ingest.upgrade_rollups).
-ROLLUP_LAYOUT = 2
+ROLLUP_LAYOUT = 3
 
 
 def at_least_since(series: str, k: int, first_day: int) -> dict:
@@ -103,18 +142,101 @@ def empty_stats() -> dict:
     return compute_stats([], None, {})
 
 
+class UnusableData(ValueError):
+    """A contact's stored data cannot be rolled up (a document written by an
+    older version, or by hand); the message names the document and why."""
+
+
 def _argmax_first(counts: list[int]) -> int | None:
     best = max(counts)
     return counts.index(best) if best else None
+
+
+def _instant(value, what: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime):  # a date beyond Python's reads as bson.DatetimeMS
+        raise UnusableData(f"{what} is {value!r}, not a datetime in the supported range {RANGE}")
+    try:
+        return checked(value)
+    except OutOfRange as exc:
+        raise UnusableData(f"{what}: {exc}") from None
+
+
+_EVENT_TYPES = ("SENT", *ENGAGEMENT_TYPES)
+_DEVICES_OR_NONE = (None, *DEVICES)
+_TEXT_OR_NONE = (str, type(None))
+
+
+def _checked_event(ev: Mapping) -> tuple[str, dt.datetime]:
+    """The type and UTC time of a stored event; UnusableData when it is not one
+    ingestion could have stored."""
+    kind = ev.get("type")
+    if kind not in _EVENT_TYPES:
+        raise UnusableData(f"event {ev.get('id')!r}: type {kind!r} is not an event type")
+    if ev.get("device") not in _DEVICES_OR_NONE:
+        raise UnusableData(f"event {ev.get('id')!r}: device {ev['device']!r} is not a device")
+    if not isinstance(ev.get("campaign_id"), _TEXT_OR_NONE) or not isinstance(ev.get("url"), _TEXT_OR_NONE):
+        raise UnusableData(f"event {ev.get('id')!r}: campaign_id and url must be strings")
+    return kind, _instant(ev.get("at"), f"event {ev.get('id')!r} at")
+
+
+def _zone(timezone: str | None):
+    if not timezone:
+        return UTC
+    try:
+        return ZoneInfo(timezone)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise UnusableData(f"timezone {timezone!r} is not a time zone") from None
+
+
+def _utf8_size(text: str, exact: bool) -> int:
+    """Bytes of ``text`` in UTF-8, or (not ``exact``) at most that: 4 a character."""
+    return len(text.encode("utf-8")) if exact else 4 * len(text)
+
+
+def _bound_campaigns(summaries: list[dict], clicked: Mapping[str, Mapping[str, tuple]]) -> tuple[list[dict], int]:
+    """The summaries kept (by id) with their urls filled in within the size
+    bounds, and how many summaries were dropped. ``clicked`` maps campaign id
+    to {lower-cased url: (time, event id) of its first click}."""
+    def priority(s: dict):
+        return s["latest"], s["sentAt"] or _NEVER, s["id"]
+
+    def summary_size(s: dict, exact: bool) -> int:
+        return _SUMMARY_OVERHEAD + _utf8_size(s["id"], exact) + _utf8_size(s["name"] or "", exact)
+
+    # Exact sizes only for a contact that may be near a bound: the others
+    # fit even at 4 bytes a character.
+    exact = sum(summary_size(s, False) for s in summaries) > CAMPAIGN_BYTES_KEPT
+    kept, size = [], 0
+    for summary in sorted(summaries, key=priority, reverse=True):
+        size += summary_size(summary, exact)
+        if size > CAMPAIGN_BYTES_KEPT:
+            break
+        kept.append(summary)
+    firsts = {s["id"]: sorted(clicked.get(s["id"], {}).items(), key=lambda item: item[1]) for s in kept}
+    exact = sum(_URL_OVERHEAD + _utf8_size(url, False)
+                for urls in firsts.values() for url, _ in urls[:URLS_PER_CAMPAIGN]) > URL_BYTES_KEPT
+    url_budget = URL_BYTES_KEPT
+    for summary in kept:
+        urls = firsts[summary["id"]]
+        for url, _first in urls:
+            cost = _URL_OVERHEAD + _utf8_size(url, exact)
+            if len(summary["urls"]) < URLS_PER_CAMPAIGN and cost <= url_budget:
+                summary["urls"].append(url)
+                url_budget -= cost
+        summary["urlsDropped"] = len(urls) - len(summary["urls"])
+    return sorted(kept, key=lambda s: s["id"]), len(summaries) - len(kept)
 
 
 def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Mapping[str, Mapping]) -> dict:
     """The ``stats`` sub-document for one contact from all its raw events.
 
     ``campaigns`` maps campaign id to ``{"name", "sentAt"}`` for every campaign
-    the events mention.
+    the events mention. Raises :class:`UnusableData` when a stored value is
+    not one ingestion accepts (an event of an unknown type, an instant
+    outside the supported range, ...): the caller skips and reports the
+    contact rather than failing the others.
     """
-    zone = ZoneInfo(timezone) if timezone else UTC
+    zone = _zone(timezone)
     totals = {"sends": 0, "opens": 0, "clicks": 0, "conversions": 0}
     by_device = dict.fromkeys(DEVICES, 0)
     per_day: dict[int, dict[str, int]] = {}
@@ -123,19 +245,22 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
     last_open_device = None
     hours, weekdays = [0] * 24, [0] * 7
     summaries: dict[str, dict] = {}
+    clicked: dict[str, dict[str, tuple]] = {}  # campaign id -> url -> (time, event id) of its first click
     count = 0
     for ev in events:
         count += 1
-        kind, at = ev["type"], as_utc(ev["at"])
+        kind, at = _checked_event(ev)
         campaign_id = ev.get("campaign_id")
         summary = None
         if campaign_id:
             summary = summaries.get(campaign_id)
             if summary is None:
                 info = campaigns.get(campaign_id) or {}
+                sent_at = info.get("sentAt")
                 summary = summaries[campaign_id] = {
-                    "id": campaign_id, "name": info.get("name"), "sentAt": info.get("sentAt"),
-                    "received": False, "opens": 0, "clicks": 0, "urls": [], "latest": False}
+                    "id": campaign_id, "name": info.get("name"),
+                    "sentAt": None if sent_at is None else _instant(sent_at, f"campaign {campaign_id!r} sentAt"),
+                    "received": False, "opens": 0, "clicks": 0, "urls": [], "urlsDropped": 0, "latest": False}
         if kind == "SENT":
             totals["sends"] += 1
             if summary is not None:
@@ -153,7 +278,7 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
             if device:
                 by_device[device] += 1
                 bucket[device] += 1
-            key = (at, ev["id"])
+            key = (at, str(ev.get("id")))
             if last_open_key is None or key > last_open_key:
                 last_open_key, last_open_device = key, device
             local = at.astimezone(zone)
@@ -165,9 +290,10 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
             summary["clicks"] += 1
             url = ev.get("url")
             if url:
-                lowered = url.lower()
-                if lowered not in summary["urls"]:
-                    summary["urls"].append(lowered)
+                first = clicked.setdefault(campaign_id, {})
+                lowered, key = url.lower(), (at, str(ev.get("id")))
+                if lowered not in first or key < first[lowered]:
+                    first[lowered] = key
 
     series_of = {**{m: m for m in METRIC_SERIES.values()}, **DEVICE_SERIES}  # bucket key -> series
     activity = []
@@ -180,11 +306,16 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
             days = event_days[series]
             days.extend([day] * min(n, DAYS_KEPT - len(days)))
         activity.append({"day": day, **{f"{series}Since": total for series, total in running.items()}})
+    merged_days = max(0, len(activity) - ACTIVITY_DAYS_KEPT)
+    if merged_days:  # the oldest kept bucket stands for its day and every older one
+        activity = activity[:ACTIVITY_DAYS_KEPT]
+        activity[-1] = {"day": activity[-1]["day"], **{f"{series}Since": total for series, total in running.items()}}
 
     received = [s for s in summaries.values() if s["received"] and s["sentAt"] is not None]
     if received:
-        newest = max(received, key=lambda s: (as_utc(s["sentAt"]), s["id"]))
+        newest = max(received, key=lambda s: (s["sentAt"], s["id"]))
         newest["latest"] = True
+    kept_campaigns, dropped_campaigns = _bound_campaigns(list(summaries.values()), clicked)
 
     engaged = [t for t in last.values() if t is not None]
     top_weekday = _argmax_first(weekdays)
@@ -204,5 +335,8 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
         "openWeekdays": weekdays,
         "topOpenHour": _argmax_first(hours),
         "topOpenWeekday": None if top_weekday is None else top_weekday + 1,
-        "campaigns": sorted(summaries.values(), key=lambda s: s["id"]),
+        "campaigns": kept_campaigns,
+        "campaignsDropped": dropped_campaigns,
+        "activityDaysMerged": merged_days,
+        "timezone": timezone,
     }

@@ -6,14 +6,20 @@ and the tests use the same code paths as the API.
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
+import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
 
 from segmentql.plugins.api import Observation
 
-from .compiler import CompiledNode, CompiledRule, compile_context, compile_rule, indexed_fields, validate_rule, \
-    validation_context
+from . import instants
+from .compiler import CompiledNode, CompiledRule, ConditionFailed, InvalidRule, compile_context, compile_rule, \
+    indexed_fields, validate_rule, validation_context
 from .database import Database, Workspace, doc_key, now
 from .registry import ConditionRegistry
 
@@ -33,9 +39,13 @@ class Page:
 
 
 def effective_as_of(as_of: dt.datetime | None) -> dt.datetime:
+    """``as_of`` in UTC (default now); BadArgument outside the supported range (server/instants.py)."""
     if as_of is None:
         return now()
-    return as_of.replace(tzinfo=dt.timezone.utc) if as_of.tzinfo is None else as_of.astimezone(dt.timezone.utc)
+    try:
+        return instants.checked(as_of)
+    except instants.OutOfRange as exc:
+        raise BadArgument(str(exc)) from None
 
 
 def check_rule(registry: ConditionRegistry, workspace: Workspace, rule: dict) -> None:
@@ -55,8 +65,86 @@ async def compile_for(db: Database, registry: ConditionRegistry, workspace: Work
     return CompiledRule(workspace.id, query, tuple(nodes), indexed_fields(workspace.indexed_custom_fields))
 
 
+# -- running a compiled rule ---------------------------------------------------------
+# Every pipeline of a compiled rule runs through ``aggregate`` or ``stream``, so a
+# query the database refuses is blamed on the condition that produced it.
+
+# Failures of a busy or failing database rather than of the query: timeouts,
+# interruptions, shutdown and step-down, network trouble. Nothing is probed then.
+NOT_ABOUT_THE_QUERY = frozenset({6, 7, 89, 91, 189, 262, 9001, 11600, 11601, 11602})
+
+
+def _about_the_query(error: OperationFailure) -> bool:
+    return not isinstance(error, ExecutionTimeout) and error.code not in NOT_ABOUT_THE_QUERY
+
+
+def _refusal(error: OperationFailure) -> str:
+    """The database's reason, short: its innermost "caused by", first sentence
+    ("unknown operator: $frobnicate"), without the namespace it ran on."""
+    message = str((error.details or {}).get("errmsg") or error)
+    reason = message.split(" :: caused by :: ")[-1].split(". ")[0]
+    return reason if len(reason) <= 200 else reason[:199] + "…"
+
+
+async def _probe(db: Database, compiled: CompiledRule, nodes: list[CompiledNode]) -> OperationFailure | None:
+    """How the database refuses one of ``nodes``' queries, or None if it takes them all."""
+    try:
+        await db.aggregate_contacts(compiled.probe_pipeline(nodes))
+    except OperationFailure as exc:
+        if _about_the_query(exc):
+            return exc
+        raise
+    return None
+
+
+async def _culprit(db: Database, compiled: CompiledRule, error: OperationFailure) -> ConditionFailed | None:
+    """The condition whose own query the database refuses, as ConditionFailed,
+    or None (the error is not about the query, or no condition alone causes
+    it). Halving the suspects takes about log2(conditions) + 1 one-contact
+    probes, so even a hostile rule of hundreds of conditions costs little."""
+    suspects = [node for node in compiled.nodes if node.plugin is not None]
+    if not suspects or not _about_the_query(error):
+        return None
+    try:
+        refusal = await _probe(db, compiled, suspects)
+        while refusal is not None and len(suspects) > 1:
+            half = suspects[:len(suspects) // 2]
+            in_half = await _probe(db, compiled, half)
+            suspects, refusal = (half, in_half) if in_half is not None else (suspects[len(half):], refusal)
+    except PyMongoError:
+        return None  # the database failing now tells nothing about the query
+    if refusal is None:
+        return None
+    node = suspects[0]
+    return ConditionFailed(node.path, node.plugin, f"returned a query the database refuses: {_refusal(refusal)}")
+
+
+@contextlib.asynccontextmanager
+async def _blaming(db: Database, compiled: CompiledRule) -> AsyncIterator[None]:
+    try:
+        yield
+    except OperationFailure as exc:
+        culprit = await _culprit(db, compiled, exc)
+        if culprit is None:
+            raise
+        raise culprit from exc
+
+
+async def aggregate(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> list[dict]:
+    """The documents of ``pipeline``, one of ``compiled``'s pipelines."""
+    async with _blaming(db, compiled):
+        return await db.aggregate_contacts(pipeline)
+
+
+async def stream(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> AsyncIterator[dict]:
+    """The documents of ``pipeline`` (one of ``compiled``'s) one by one, for readers that may stop early."""
+    async with _blaming(db, compiled):
+        async for doc in db.stream_contacts(pipeline):
+            yield doc
+
+
 async def count(db: Database, compiled: CompiledRule) -> int:
-    result = await db.aggregate_contacts(compiled.count_pipeline())
+    result = await aggregate(db, compiled, compiled.count_pipeline())
     return result[0]["count"] if result else 0
 
 
@@ -66,7 +154,7 @@ def _node_counts(compiled: CompiledRule, result: dict) -> list[tuple[CompiledNod
 
 async def breakdown(db: Database, compiled: CompiledRule) -> list[tuple[CompiledNode, int]]:
     """How many contacts each node of the rule matches on its own, in one pass."""
-    result = (await db.aggregate_contacts(compiled.breakdown_pipeline()) or [{}])[0]
+    result = (await aggregate(db, compiled, compiled.breakdown_pipeline()) or [{}])[0]
     return _node_counts(compiled, result)
 
 
@@ -86,7 +174,7 @@ async def membership(db: Database, compiled: CompiledRule, contact_id: str) -> l
     if not await db.contacts_by_id(compiled.workspace_id, [contact_id], {"id": 1}):
         raise NotFound(f"no contact with id {contact_id!r} in this workspace")
     pipeline = compiled.membership_pipeline(doc_key(compiled.workspace_id, contact_id))
-    result = (await db.aggregate_contacts(pipeline) or [{}])[0]
+    result = (await aggregate(db, compiled, pipeline) or [{}])[0]
     values = (result.get("values") or [{}])[0]
     return [NodeMembership(node, count == 1, [(o, values.get(f"o{i}_{j}")) for j, o in enumerate(node.observations)])
             for i, (node, count) in enumerate(_node_counts(compiled, result))]
@@ -108,6 +196,9 @@ def decode_cursor(kind: str, cursor: str) -> str:
 
 
 def page_size(first: int | None, default: int, maximum: int) -> int:
+    """The page size ``first`` asks for. 0 is a page of no items whose
+    ``hasNextPage`` still tells whether there are any: every connection reads
+    one item more than its page for that (``Page``, ``snapshots.IdPage``)."""
     size = default if first is None else first
     if not 0 <= size <= maximum:
         raise BadArgument(f"`first` must be between 0 and {maximum}, got {size}")
@@ -117,13 +208,16 @@ def page_size(first: int | None, default: int, maximum: int) -> int:
 async def members(db: Database, compiled: CompiledRule, first: int, after: str | None,
                   with_stats: bool = True) -> Page:
     after_id = decode_cursor("contact", after) if after else None
-    if first == 0:
-        return Page([], False)
-    docs = await db.aggregate_contacts(compiled.page_pipeline(after_id, first, with_stats))
+    docs = await aggregate(db, compiled, compiled.page_pipeline(after_id, first, with_stats))
     return Page(docs[:first], len(docs) > first)
 
 
 # -- saved segments -------------------------------------------------------------
+# A saved rule is stored with its segment and kept in its revisions, so its size
+# is bounded apart from the request's: 64 KB of JSON is hundreds of times a
+# real segment's rule (the reference segments take at most 321 bytes).
+MAX_SAVED_RULE_BYTES = 65_536
+
 
 def check_label(text: str, what: str) -> str:
     """A segment's name or a snapshot's label (``what``): not blank, at most 200 characters, trimmed."""
@@ -134,13 +228,22 @@ def check_label(text: str, what: str) -> str:
     return text.strip()
 
 
+def check_saved_rule(registry: ConditionRegistry, workspace: Workspace, rule: dict) -> None:
+    """A rule to save: well formed, and at most MAX_SAVED_RULE_BYTES as compact UTF-8 JSON."""
+    size = len(json.dumps(rule, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if size > MAX_SAVED_RULE_BYTES:
+        raise InvalidRule("", f"a saved segment's rule may take at most {MAX_SAVED_RULE_BYTES:,} bytes as JSON; "
+                              f"this one takes {size:,}")
+    check_rule(registry, workspace, rule)
+
+
 async def create_segment(db: Database, registry: ConditionRegistry, workspace: Workspace, name: str,
                          rule: dict) -> dict:
-    check_rule(registry, workspace, rule)
+    check_saved_rule(registry, workspace, rule)
     workspace_id = workspace.id
     stamp = now()
     doc = {"workspace_id": workspace_id, "id": str(uuid.uuid4()), "name": check_label(name, "a segment name"),
-           "rule": rule, "createdAt": stamp, "updatedAt": stamp, "revisions": []}
+           "rule": rule, "createdAt": stamp, "updatedAt": stamp}
     await db.insert_segment(doc)
     return doc
 
@@ -156,11 +259,13 @@ async def update_segment(db: Database, registry: ConditionRegistry, workspace: W
                          name: str | None, rule: dict | None) -> dict:
     workspace_id = workspace.id
     current = await get_segment(db, workspace_id, segment_id)
-    changes: dict = {"updatedAt": now()}
+    # Later than the version it replaces, also within one millisecond: a
+    # version's updatedAt becomes its revision's key (savedAt) when replaced.
+    changes: dict = {"updatedAt": max(now(), current["updatedAt"] + dt.timedelta(milliseconds=1))}
     if name is not None:
         changes["name"] = check_label(name, "a segment name")
     if rule is not None:
-        check_rule(registry, workspace, rule)
+        check_saved_rule(registry, workspace, rule)
         changes["rule"] = rule
     previous = None
     if rule is not None and rule != current["rule"]:

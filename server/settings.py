@@ -1,20 +1,70 @@
 """Settings read once from the environment, with the defaults a single-machine
 install wants. Everything tunable lives here so that tests and operators have
-one place to look."""
+one place to look.
+
+Every value is checked when a :class:`Settings` is made, from the environment
+or directly (tests do that), so a mistyped limit stops start-up with one line
+naming the variable and its range instead of failing every query later
+(``SEGMENTQL_MAX_TIME_MS=-1`` would make every aggregate an error).
+"""
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+# Characters MongoDB does not allow in a database name (on any platform).
+DATABASE_NAME_FORBIDDEN = frozenset('/\\. "$*<>:|?\0')
+DATABASE_NAME_MAX = 63
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
+
+class SettingsError(ValueError):
+    """A setting out of range or malformed; the message names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The range of one whole-number setting, and its environment variable (if any)."""
+
+    low: int
+    high: int
+    env: str | None = None
+
+    def describe(self, name: str) -> str:
+        return f"{self.env or name} must be a whole number from {self.low} to {self.high}"
+
+
+# field -> range. README.md's settings table shows the same numbers.
+BOUNDS = {
+    "max_time_ms": Bound(1, 3_600_000, "SEGMENTQL_MAX_TIME_MS"),  # up to one hour per aggregate
+    "ingest_batch_size": Bound(1, 100_000, "SEGMENTQL_INGEST_BATCH"),
+    "max_body_bytes": Bound(1024, 256 * 1024 * 1024, "SEGMENTQL_MAX_BODY_BYTES"),
+    "max_query_depth": Bound(1, 100, "SEGMENTQL_MAX_QUERY_DEPTH"),
+    "max_aliases": Bound(1, 1000, "SEGMENTQL_MAX_ALIASES"),
+    "max_tokens": Bound(100, 1_000_000, "SEGMENTQL_MAX_TOKENS"),
+    "request_timeout_ms": Bound(1, 3_600_000, "SEGMENTQL_REQUEST_TIMEOUT_MS"),  # one deadline per request
+    "max_query_cost": Bound(1000, 1_000_000_000, "SEGMENTQL_MAX_QUERY_COST"),  # see schema/cost.py
+    "workspace_lanes": Bound(1, 1000, "SEGMENTQL_WORKSPACE_LANES"),  # see server/deadline.py
+    "max_page_size": Bound(1, 100_000),
+    "default_page_size": Bound(1, 100_000),
+}
+
+
+def _int_env(field_name: str) -> int | None:
+    bound = BOUNDS[field_name]
+    raw = os.environ.get(bound.env)
+    if raw is None or raw.strip() == "":
+        return None
     try:
         return int(raw)
     except ValueError:
-        raise SystemExit(f"segmentql: environment variable {name} must be a whole number, got {raw!r}")
+        raise SettingsError(f"{bound.describe(field_name)}, got {raw!r}") from None
+
+
+def _names(var: str) -> tuple[str, ...] | None:
+    raw = os.environ.get(var)
+    if raw is None:
+        return None
+    return tuple(n.strip() for n in raw.split(",") if n.strip())
 
 
 @dataclass(frozen=True)
@@ -35,29 +85,37 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
+    request_timeout_ms: int = 120_000
+    max_query_cost: int = 20_000
+    workspace_lanes: int = 1
     plugin_allow: tuple[str, ...] | None = None
     plugin_block: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            bound = BOUNDS.get(item.name)
+            value = getattr(self, item.name)
+            if bound and (type(value) is not int or not bound.low <= value <= bound.high):
+                raise SettingsError(f"{bound.describe(item.name)}, got {value!r}")
+        if self.default_page_size > self.max_page_size:
+            raise SettingsError(f"default_page_size ({self.default_page_size}) must not exceed "
+                                f"max_page_size ({self.max_page_size})")
+        name = self.database
+        if not name or len(name) > DATABASE_NAME_MAX or set(name) & DATABASE_NAME_FORBIDDEN:
+            raise SettingsError(f"SEGMENTQL_DATABASE must be a MongoDB database name: 1 to {DATABASE_NAME_MAX} "
+                                f"characters, none of / \\ . \" $ * < > : | ? or space, got {name!r}")
+
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
-        def names(var: str) -> tuple[str, ...] | None:
-            raw = os.environ.get(var)
-            if raw is None:
-                return None
-            return tuple(n.strip() for n in raw.split(",") if n.strip())
-
+        """Settings from the environment (a number unset or empty takes its
+        default), then ``overrides`` that are not None; raises :class:`SettingsError`."""
         values = dict(
             mongodb_uri=os.environ.get("MONGODB_URI", ""),
             database=os.environ.get("SEGMENTQL_DATABASE", "segmentql"),
             data_dir=Path(os.environ.get("SEGMENTQL_DATA_DIR", "segmentql-data")),
-            max_time_ms=_int_env("SEGMENTQL_MAX_TIME_MS", 30_000),
-            ingest_batch_size=_int_env("SEGMENTQL_INGEST_BATCH", 2000),
-            max_body_bytes=_int_env("SEGMENTQL_MAX_BODY_BYTES", 2_000_000),
-            max_query_depth=_int_env("SEGMENTQL_MAX_QUERY_DEPTH", 12),
-            max_aliases=_int_env("SEGMENTQL_MAX_ALIASES", 30),
-            max_tokens=_int_env("SEGMENTQL_MAX_TOKENS", 5000),
-            plugin_allow=names("SEGMENTQL_PLUGINS"),
-            plugin_block=names("SEGMENTQL_DISABLE_PLUGINS") or (),
+            **{name: _int_env(name) for name, bound in BOUNDS.items() if bound.env},
+            plugin_allow=_names("SEGMENTQL_PLUGINS"),
+            plugin_block=_names("SEGMENTQL_DISABLE_PLUGINS") or (),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return cls(**{k: v for k, v in values.items() if v is not None})

@@ -7,18 +7,29 @@ to (or removed from) the segment moves nobody else. SHA-256 spreads ids
 uniformly, so each variant receives its share of members within binomial
 tolerance. Nothing is stored; a split is recomputed on demand in one pass
 over the members' ids.
+
+A segment can have millions of members, and hashing them is CPU work that
+would stall every other request if it ran on the event loop. So ids are read
+from a cursor and handed, ``ID_BATCH`` at a time, to a worker thread that
+hashes them: memory stays at one batch, and the loop only moves ids along.
 """
 
+import asyncio
+import bisect
 import hashlib
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 
-from .compiler import CompiledRule
+from .compiler import PAGE_PROJECTION, PAGE_PROJECTION_WITHOUT_STATS, CompiledRule
 from .database import Database
-from .segments import BadArgument, Page, decode_cursor
+from .segments import BadArgument, Page, decode_cursor, stream
 
 MAX_VARIANTS = 100
+# Ids hashed in one worker-thread call: a few milliseconds of work.
+ID_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,11 @@ def check_variants(variants: Sequence[Variant], seed: str) -> None:
     for v in variants:
         if not (math.isfinite(v.weight) and v.weight > 0):
             raise BadArgument(f"variant {v.name!r} needs a weight above 0, got {v.weight}")
+    # Each variant's share is its weight over the sum: a sum past the largest
+    # float (two weights of 1e308) would make every share 0 (or NaN).
+    if not math.isfinite(sum(v.weight for v in variants)):
+        raise BadArgument(f"the weights must add up to at most {sys.float_info.max:.6g}; they are relative, "
+                          f"e.g. 1 and 3 for a quarter and three quarters")
     if len(seed) > 200:
         raise BadArgument("`seed` may be at most 200 characters")
 
@@ -65,28 +81,65 @@ class Splitter:
         self.bounds = bounds
 
     def variant_of(self, contact_id: str) -> int:
-        point = position(self.segment_id, self.seed, contact_id)
-        return next(i for i, bound in enumerate(self.bounds) if point < bound)
+        return bisect.bisect_right(self.bounds, position(self.segment_id, self.seed, contact_id))
+
+    def tally(self, contact_ids: Sequence[str]) -> list[int]:
+        """How many of ``contact_ids`` each variant gets (CPU work: run it off the loop)."""
+        counts = [0] * len(self.bounds)
+        for contact_id in contact_ids:
+            counts[self.variant_of(contact_id)] += 1
+        return counts
+
+    def members_of(self, variant: int, contact_ids: Sequence[str]) -> list[str]:
+        """Those of ``contact_ids`` in ``variant``, in their order (CPU work: run it off the loop)."""
+        return [c for c in contact_ids if self.variant_of(c) == variant]
+
+
+async def id_batches(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> AsyncIterator[list[str]]:
+    """The ``id`` of each document of ``pipeline`` (one of ``compiled``'s), in lists of ``ID_BATCH``."""
+    batch: list[str] = []
+    async with aclosing(stream(db, compiled, pipeline)) as docs:
+        async for doc in docs:
+            batch.append(doc["id"])
+            if len(batch) == ID_BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 async def variant_counts(db: Database, compiled: CompiledRule, splitter: Splitter) -> list[int]:
+    """Members per variant, from the members' ids read unsorted (order does not change a count)."""
     counts = [0] * len(splitter.bounds)
-    for doc in await db.aggregate_contacts(compiled.ids_pipeline()):
-        counts[splitter.variant_of(doc["id"])] += 1
+    pipeline = compiled.members_then({"$project": {"_id": 0, "id": 1}})
+    async with aclosing(id_batches(db, compiled, pipeline)) as batches:
+        async for batch in batches:
+            for i, n in enumerate(await asyncio.to_thread(splitter.tally, batch)):
+                counts[i] += n
     return counts
 
 
 async def variant_members(db: Database, compiled: CompiledRule, splitter: Splitter, variant: int, first: int,
                           after: str | None, with_stats: bool) -> Page:
-    """A page of one variant's members in id order: members are read in id
-    order and those of other variants skipped, stopping after ``first + 1``."""
+    """A page of one variant's members in id order.
+
+    The members' ids (not their documents) are read in id order from the
+    cursor on, those of other variants skipped, until ``first + 1`` of the
+    variant are found; then only the ``first`` found are read whole. Memory
+    stays at one batch of ids plus the page however small the variant's
+    weight: filling a page of a variant of weight 0.001 may read through the
+    whole segment, but never holds it."""
     after_id = decode_cursor("contact", after) if after else None
-    found: list[dict] = []
-    if first == 0:
-        return Page([], False)
-    async for doc in db.stream_contacts(compiled.page_pipeline(after_id, None, with_stats)):
-        if splitter.variant_of(doc["id"]) == variant:
-            found.append(doc)
+    later = [] if after_id is None else [{"$match": {"id": {"$gt": after_id}}}]
+    pipeline = compiled.members_then(*later, {"$project": {"_id": 0, "id": 1}}, {"$sort": {"id": 1}})
+    found: list[str] = []
+    async with aclosing(id_batches(db, compiled, pipeline)) as batches:
+        async for batch in batches:
+            found += await asyncio.to_thread(splitter.members_of, variant, batch)
             if len(found) > first:
                 break
-    return Page(found[:first], len(found) > first)
+    page = found[:first]
+    projection = PAGE_PROJECTION if with_stats else PAGE_PROJECTION_WITHOUT_STATS
+    docs = await db.contacts_by_id(compiled.workspace_id, page, projection)
+    # A contact deleted between the two reads is left out rather than shown empty.
+    return Page([docs[c] for c in page if c in docs], len(found) > first)

@@ -5,13 +5,18 @@ Nothing is mocked: requests go through starlette, strawberry, the compiler
 and pymongo to the same server ``segmentql serve`` starts.
 """
 
+import contextlib
 import itertools
-import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -21,6 +26,8 @@ from segmentql.server.importer import Progress, import_directory
 from segmentql.server.registry import load_registry
 from segmentql.server.settings import Settings
 from segmentql.testing import SegmentqlHarness
+
+from .shard_check import CHECK as SHARD_CHECK
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -81,6 +88,58 @@ class GraphQLClient(SegmentqlHarness):
         return self.http.app.state.segmentql.db
 
 
+@contextlib.contextmanager
+def running_service(env: dict) -> Iterator[str]:
+    """A ``segmentql serve`` child process on a free loopback port; yields its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "segmentql.server.cli", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "segmentql serve did not start"
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+class LoopStall:
+    """The longest the app's event loop went without running a 10 ms ticker
+    (beyond the 10 ms) while in the ``with`` block: how long any other request
+    would have waited for the loop."""
+
+    TICK = 0.01
+
+    def __init__(self, portal):
+        self.portal, self.longest, self.running = portal, 0.0, True
+
+    async def _tick(self) -> None:
+        last = time.perf_counter()
+        while self.running:
+            await anyio.sleep(self.TICK)
+            now = time.perf_counter()
+            self.longest = max(self.longest, now - last - self.TICK)
+            last = now
+
+    def __enter__(self) -> "LoopStall":
+        self.ticker = self.portal.start_task_soon(self._tick)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.running = False
+        self.ticker.result(timeout=10)
+
+
 def segmentql(*args, env=None, timeout=600, **kw) -> subprocess.CompletedProcess:
     """Run the ``segmentql`` command line in a child process."""
     return subprocess.run([sys.executable, "-m", "segmentql.server.cli", *args], capture_output=True, text=True,
@@ -123,5 +182,12 @@ def seed(http, seed_dir, settings) -> GraphQLClient:
     return client
 
 
-def load_ndjson(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def pytest_sessionfinish(session, exitstatus):
+    """Every command the suite sent to contacts and events named its workspace
+    (tests/shard_check.py); otherwise the run fails, listing the first ones."""
+    if SHARD_CHECK.violations:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(f"{len(SHARD_CHECK.violations)} commands a sharded cluster could not route:", red=True)
+        for line in SHARD_CHECK.violations[:10]:
+            reporter.write_line("  " + line)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -20,7 +20,8 @@ SCALARS = {
     "SplitSeed": st.one_of(st.integers(-5, 5).map(nodes.Int), st.text(max_size=8).map(nodes.String),
                            st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float)),
 }
-KNOWN_CODES = {"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "INVALID_RULE", "NOT_FOUND", "CONFLICT", "TIMEOUT"}
+KNOWN_CODES = {"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "INVALID_RULE", "NOT_FOUND", "CONFLICT", "TIMEOUT",
+               "QUERY_TOO_COSTLY"}
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

@@ -1,20 +1,19 @@
 """GraphiQL in a real headless Chromium, with every request outside loopback
 refused: the page, its scripts, styles and fonts must all come from segmentql,
-and a segmentPreview must run through the UI."""
+a segmentPreview must run through the UI, and the page must keep a user's key
+from other sites (no headers from a link, none kept in storage, no framing)."""
 
+import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from urllib.parse import urlencode, urlparse
 
-import httpx
 import pytest
 
-from .conftest import SEED_AS_OF, new_workspace
+from segmentql.server.graphiql import ASSETS, OWN_ASSETS
+
+from .conftest import SEED_AS_OF, new_workspace, running_service
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,37 +36,34 @@ def test_graphiql_assets_are_served_locally(http):
     assert http.get("/graphiql/assets/../../pyproject.toml").status_code == 404
 
 
+def test_the_page_and_its_assets_may_not_be_framed_or_load_from_elsewhere(http):
+    responses = [http.get("/graphql", headers={"Accept": "text/html"})]
+    responses += [http.get(f"/graphiql/assets/{name}") for name in (*ASSETS, *OWN_ASSETS)]
+    for response in responses:
+        assert response.status_code == 200, response.url
+        assert response.headers["X-Frame-Options"] == "DENY"
+        policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+        assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+        assert policy["script-src"] == "'self'"  # no inline script, no eval
+        assert policy["connect-src"] == "'self'"
+    # the page runs no inline script (the default document is data, not code)
+    html = responses[0].text
+    assert html.count("<script") == html.count("<script src=") + html.count('type="application/json"')
+
+
 @pytest.fixture(scope="module")
-def served(embedded_uri, settings):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MONGODB_URI": embedded_uri, "SEGMENTQL_DATABASE": settings.database}
-    proc = subprocess.Popen([sys.executable, "-m", "segmentql.server.cli", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+def served(cli_env):
+    with running_service(cli_env) as base:
+        yield base
 
 
-def test_segment_preview_runs_through_the_ui_offline(http, served, tmp_path):
+@contextlib.contextmanager
+def browser_page():
+    """A page of a fresh headless Chromium that may reach loopback only; yields
+    (page, urls refused, Content-Security-Policy violations reported)."""
     from playwright.sync_api import sync_playwright
 
-    client = new_workspace(http)
-    client.graphql("""mutation { upsertContacts(contacts: [
-        {id: "c1", email: "one@example.com", leadScore: 90}, {id: "c2", email: "two@example.com", leadScore: 10},
-        {id: "c3", email: "three@example.com", leadScore: 85}]) { accepted } }""")
-    query = "query Hot($rule: RuleInput!) { segmentPreview(rule: $rule, asOf: \"%s\") { count } }" % SEED_AS_OF
-    variables = json.dumps({"rule": {"leadScore": {"tier": "HOT"}}})
-    refused = []
+    refused, violations = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -83,21 +79,83 @@ def test_segment_preview_runs_through_the_ui_offline(http, served, tmp_path):
 
             context.route("**/*", only_loopback)
             page = context.new_page()
-            page.goto(f"{served}/graphql?" + urlencode({"query": query, "variables": variables}))
-            page.wait_for_selector(".graphiql-execute-button", timeout=30_000)
-            # The headers editor starts with an Authorization template; put the key there, as a user would.
-            headers_editor = page.locator(".graphiql-editor-tool .CodeMirror").last
-            page.get_by_text("Headers", exact=True).click()
-            assert "Authorization" in headers_editor.inner_text()
-            headers_editor.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.insert_text(json.dumps({"Authorization": f"Bearer {client.key}"}))
-            page.locator(".graphiql-execute-button").click()
-            page.wait_for_function(
-                "() => document.querySelector('.graphiql-response').innerText.includes('count')", timeout=30_000)
-            result = page.locator(".graphiql-response").inner_text()
-            page.screenshot(path=str(tmp_path / "graphiql.png"))
+            page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+            yield page, refused, violations
         finally:
             browser.close()
-    assert refused == []
+
+
+def run_with_key(page, key: str) -> str:
+    """Put ``key`` in the headers editor as a user would, run, and return the response pane's text."""
+    page.wait_for_selector(".graphiql-execute-button", timeout=30_000)
+    headers_editor = page.locator(".graphiql-editor-tool .CodeMirror").last
+    page.get_by_text("Headers", exact=True).click()
+    assert "Authorization" in headers_editor.inner_text()
+    headers_editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(json.dumps({"Authorization": f"Bearer {key}"}))
+    page.locator(".graphiql-execute-button").click()
+    page.wait_for_function(
+        "() => document.querySelector('.graphiql-response').innerText.includes('count')", timeout=30_000)
+    return page.locator(".graphiql-response").inner_text()
+
+
+def test_segment_preview_runs_through_the_ui_offline(http, served, tmp_path):
+    client = new_workspace(http)
+    client.graphql("""mutation { upsertContacts(contacts: [
+        {id: "c1", email: "one@example.com", leadScore: 90}, {id: "c2", email: "two@example.com", leadScore: 10},
+        {id: "c3", email: "three@example.com", leadScore: 85}]) { accepted } }""")
+    query = "query Hot($rule: RuleInput!) { segmentPreview(rule: $rule, asOf: \"%s\") { count } }" % SEED_AS_OF
+    variables = json.dumps({"rule": {"leadScore": {"tier": "HOT"}}})
+    with browser_page() as (page, refused, violations):
+        page.goto(f"{served}/graphql?" + urlencode({"query": query, "variables": variables}))
+        result = run_with_key(page, client.key)
+        page.screenshot(path=str(tmp_path / "graphiql.png"))
+    assert refused == [] and violations == []
     assert '"count": 2' in result, result
+
+
+def test_a_link_cannot_set_headers_and_no_key_is_kept(http, served):
+    """A link's `headers=` is ignored (its query and variables prefill the
+    editors); the key a user types is sent, and not kept in localStorage."""
+    client = new_workspace(http)
+    query = "query Any { segmentPreview(rule: {leadScore: {min: 0}}) { count } }"
+    link = urlencode({"query": query, "headers": json.dumps({"Authorization": "Bearer attacker"})})
+    with browser_page() as (page, refused, violations):
+        sent = []
+        page.on("request", lambda r: sent.append(r.headers.get("authorization")) if r.method == "POST" else None)
+        page.goto(f"{served}/graphql?{link}")
+        result = run_with_key(page, client.key)
+        page.wait_for_timeout(1500)  # GraphiQL saves its editors half a second after their last change
+        stored = page.evaluate("() => Object.entries(window.localStorage)")
+    assert refused == [] and violations == []
+    assert '"count": 0' in result, result
+    assert "Bearer attacker" not in sent and f"Bearer {client.key}" in sent
+    assert stored, "GraphiQL keeps its editors' state in localStorage"
+    assert not [k for k, v in stored if client.key in v or "attacker" in v], stored
+
+
+def test_headers_are_kept_when_the_user_turns_that_on(http, served):
+    client = new_workspace(http)
+    query = "query Any { segmentPreview(rule: {leadScore: {min: 0}}) { count } }"
+    with browser_page() as (page, refused, _violations):
+        page.goto(f"{served}/graphql?" + urlencode({"query": query}))
+        page.wait_for_selector(".graphiql-execute-button", timeout=30_000)
+        page.get_by_label("Open settings dialog").click()
+        page.locator(".graphiql-dialog-section", has_text="Persist headers").get_by_role("button", name="On").click()
+        page.keyboard.press("Escape")
+        run_with_key(page, client.key)
+        # the headers editor is saved a moment after its last change
+        page.wait_for_function("key => (localStorage.getItem('graphiql:headers') || '').includes(key)",
+                               arg=client.key, timeout=10_000)
+        history = page.evaluate("() => localStorage.getItem('graphiql:queries')")
+    assert refused == []
+    assert client.key in history
+
+
+def test_another_site_cannot_frame_the_page(served):
+    with browser_page() as (page, refused, violations):
+        page.set_content(f'<iframe id="f" src="{served}/graphql"></iframe>')
+        page.wait_for_timeout(2000)
+        framed = [f for f in page.frames if f != page.main_frame]
+        assert all("segmentql GraphiQL" not in f.content() for f in framed)

@@ -4,6 +4,7 @@ and one clear line for bad input."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -142,7 +143,9 @@ def test_embedded_database_is_shared_with_a_running_serve(tmp_path):
     """workspace and import work on the data dir of a running serve, through its server."""
     env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
     data = tmp_path / "data"
-    port = "8765"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
     serve = subprocess.Popen([sys.executable, "-m", "segmentql.server.cli", "serve", "--data-dir", str(data),
                               "--port", port], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -1,6 +1,8 @@
 """Data mutations: typed custom fields, upserts, idempotent events, late events,
 per-item errors, deletes."""
 
+from pathlib import Path
+
 FIELD = "mutation($k: String!, $t: CustomFieldType!) { defineCustomField(key: $k, type: $t) { key type created } }"
 CONTACTS = "mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted unchanged errors { index id message } } }"
 CAMPAIGNS = "mutation($c: [CampaignInput!]!) { upsertCampaigns(campaigns: $c) { accepted unchanged errors { index id message } } }"
@@ -151,17 +153,19 @@ def test_contact_lookup_of_unknown_id_is_null(gql):
     assert gql.graphql(CONTACT, id="nobody")["contact"] is None
 
 
-def test_dense_reads_fall_back_for_scattered_ids_and_find_the_same(gql):
-    """Bulk paths read ids as one index range when they are consecutive, and
-    fall back to $in chunks when the range holds many others: same answer."""
-    ids = [f"c{i:03}" for i in range(120)]
+def test_bulk_reads_by_index_range_fall_back_for_scattered_ids_and_find_the_same(gql):
+    """Many ids are read as one index range first (consecutive in an import),
+    falling back to `$in` when the range holds many others: same answer."""
+    ids = [f"c{i:03}" for i in range(330)]
     gql.graphql(CONTACTS, c=[{"id": i, "email": f"{i}@example.com"} for i in ids])
     gql.graphql(EVENTS, e=[{"id": f"e{i}", "contactId": i, "type": "OPEN", "at": "2026-11-02T01:00:00Z"} for i in ids])
-    for wanted in (ids[10:40], ids[::7], [*ids[:12], "nobody"]):
-        dense = gql.call(gql.db.contacts_by_id, gql.workspace_id, wanted, {"id": 1}, True)
-        spread = gql.call(gql.db.contacts_by_id, gql.workspace_id, wanted, {"id": 1}, False)
-        assert sorted(dense) == sorted(spread) == sorted(set(wanted) - {"nobody"})
-        events = gql.call(gql.db.events_of_contacts, gql.workspace_id, wanted, True)
+    for wanted in (ids[10:250], ids[::2], ids[::3], [*ids[:120], "nobody"]):
+        bulk = gql.call(gql.db.contacts_by_id, gql.workspace_id, wanted, {"id": 1})
+        one_by_one = {}
+        for start in range(0, len(wanted), 50):
+            one_by_one.update(gql.call(gql.db.contacts_by_id, gql.workspace_id, wanted[start:start + 50], {"id": 1}))
+        assert sorted(bulk) == sorted(one_by_one) == sorted(set(wanted) - {"nobody"})
+        events = gql.call(gql.db.events_of_contacts, gql.workspace_id, wanted)
         assert {cid: [e["id"] for e in evs] for cid, evs in events.items()} == {
             cid: ([] if cid == "nobody" else [f"e{cid}"]) for cid in wanted}
 
@@ -214,9 +218,9 @@ def test_contacts_held_by_an_import_are_created_once_with_their_rollups(gql):
 
 
 def test_later_fields_of_a_mutation_see_what_earlier_ones_changed(gql):
-    """The workspace's facts come with the key check; a mutation that changes
-    them reloads them, so a snapshot taken later in the same request knows the
-    event just recorded is after its `asOf` (and does not count it)."""
+    """Within a mutation every field reads the workspace's facts afresh, so a
+    snapshot taken later in the same request knows the event just recorded is
+    after its `asOf` (and does not count it)."""
     gql.graphql(CONTACTS, c=[{"id": "x", "email": "x@example.com"}])
     gql.graphql(EVENTS, e=[{"id": "early", "contactId": "x", "type": "OPEN", "at": "2026-11-20T08:00:00Z"}])
     rule = {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 1, "withinDays": 1}}
@@ -227,6 +231,24 @@ def test_later_fields_of_a_mutation_see_what_earlier_ones_changed(gql):
         snapshotSegment(id: $s, label: "as of the 27th", asOf: "2026-11-27T12:00:00Z") { size } }""",
                          e=[{"id": "late", "contactId": "x", "type": "OPEN", "at": "2026-11-28T08:00:00Z"}], s=segment)
     assert result == {"recordEvents": {"accepted": 1}, "snapshotSegment": {"size": 0}}
+
+
+def test_a_field_declared_earlier_in_a_mutation_is_known_to_later_fields(gql):
+    result = gql.graphql("""mutation($r: RuleInput!) {
+        defineCustomField(key: "plan", type: TEXT) { created }
+        upsertContacts(contacts: [{id: "p", email: "p@example.com", customFields: {plan: "pro"}}]) { accepted }
+        createSegment(name: "pro", rule: $r) { count } }""", r={"customField": {"field": "plan", "equals": "pro"}})
+    assert result == {"defineCustomField": {"created": True}, "upsertContacts": {"accepted": 1},
+                      "createSegment": {"count": 1}}
+
+
+def test_resolvers_get_workspace_facts_only_through_workspace_facts():
+    """The facts read with the key are reachable only through
+    ``workspace_facts``, which rereads them in mutations: no resolver can use
+    stale ones by forgetting a reload."""
+    schema_dir = Path(__file__).resolve().parents[1] / "schema"
+    users = sorted(p.name for p in schema_dir.glob("*.py") if "facts_with_key" in p.read_text())
+    assert users == ["context.py"]
 
 
 def test_field_declarations_of_the_old_fields_collection_move_into_the_workspace(gql):

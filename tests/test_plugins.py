@@ -168,9 +168,16 @@ def test_every_hook_is_documented_and_tested():
         assert tests.count(name) >= 2, f"no test exercises {name}"
 
 
+class Unencodable:
+    """Not a BSON value: the driver refuses a query holding it, with its repr in the message."""
+
+    def __repr__(self):
+        return "unknownOperator secret"
+
+
 def test_unexpected_errors_are_masked_and_logged(embedded_uri, settings, caplog):
     registry = load_registry(load_entry_points=False, extra=[
-        ("odd", _plugin(compile=lambda n, c: {"tags": {"$unknownOperator": 1}}))])
+        ("odd", _plugin(compile=lambda n, c: {"tags": {"$in": [Unencodable()]}}))])
     with TestClient(create_app(settings, embedded_uri, registry)) as http:
         client = new_workspace(http)
         client.graphql('mutation { upsertContacts(contacts: [{id: "c", email: "c@example.com", tags: ["x"]}]) '

@@ -13,7 +13,7 @@ import strawberry
 
 from .. import (CompileContext, Condition, Observation, RuleError, hookimpl, literal, needs, require_exactly_one,
                 require_some)
-from .common import IntComparison
+from .common import MAX_DAYS, IntComparison, require_days
 
 SELECTORS = ("campaignId", "campaignName", "latest")
 PARTS = ("opened", "clicked", "clickedUrlContains", "notClickedUrlContains", "daysSinceSent")
@@ -41,7 +41,8 @@ class CampaignCondition:
         default=strawberry.UNSET, description="Clicked no link whose url contains this text (case-insensitive).")
     days_since_sent: Optional[IntComparison] = strawberry.field(
         default=strawberry.UNSET,
-        description="Compares the number of UTC days from the campaign's sentAt day to today with a value.")
+        description=f"Compares the number of UTC days from the campaign's sentAt day to today with a value "
+                    f"from {-MAX_DAYS} to {MAX_DAYS}.")
 
 
 def validate_campaign(node, _ctx) -> None:
@@ -52,6 +53,8 @@ def validate_campaign(node, _ctx) -> None:
     for name in ("clickedUrlContains", "notClickedUrlContains"):
         if node.get(name) == "":
             raise RuleError(f"`{name}` must not be empty")
+    if node.get("daysSinceSent") is not None:
+        require_days(node["daysSinceSent"]["value"], "`daysSinceSent.value`", -MAX_DAYS)
 
 
 def _sent_at_bounds(comparison: str, value: int, ctx: CompileContext) -> dict:

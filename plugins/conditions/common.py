@@ -28,6 +28,18 @@ def validate_set(node, _ctx) -> None:
         raise RuleError("give exactly one of `in` and `notIn`")
 
 
+# Day counts of rules, at most 100 years either way: with ``asOf`` inside
+# 1900-9000 (server/instants.py), every day a rule names is a date Python can
+# hold (years 1-9999), so no rule's date arithmetic overflows.
+MAX_DAYS = 36_500
+
+
+def require_days(value, what: str, low: int) -> None:
+    """A day count ``what`` ("`withinDays`"), unless None, is from ``low`` (1 or -MAX_DAYS) to MAX_DAYS."""
+    if value is not None and not low <= value <= MAX_DAYS:
+        raise RuleError(f"{what} must be at least {low} and at most {MAX_DAYS} days (100 years), got {value}")
+
+
 def within(low, high) -> str:
     """``needed`` for inclusive bounds, either of which may be None: ">= 80 and <= 100"."""
     return " and ".join(needs(op, bound) for op, bound in (("GTE", low), ("LTE", high)) if bound is not None)

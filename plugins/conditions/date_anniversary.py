@@ -16,7 +16,8 @@ from typing import Optional
 
 import strawberry
 
-from .. import NEVER, CompileContext, Condition, Observation, RuleError, hookimpl, require_positive
+from .. import NEVER, CompileContext, Condition, Observation, RuleError, hookimpl
+from .common import MAX_DAYS, require_days
 
 LAST_DAY = dt.date(9999, 12, 31)
 
@@ -35,14 +36,15 @@ class DateAnniversaryCondition:
     field: str = strawberry.field(description="Key of a declared DATE custom field.")
     window: AnniversaryWindow = strawberry.field(description="When the anniversary must fall.")
     days: Optional[int] = strawberry.field(
-        default=strawberry.UNSET, description="With NEXT_DAYS: how many days after today the window reaches.")
+        default=strawberry.UNSET,
+        description=f"With NEXT_DAYS: how many days after today the window reaches, 1 to {MAX_DAYS}.")
 
 
 def validate_date_anniversary(node, ctx) -> None:
     ctx.custom_field(node.get("field"), ("DATE",))
     if (node["window"] == "NEXT_DAYS") != (node.get("days") is not None):
         raise RuleError("`days` goes with window NEXT_DAYS, and NEXT_DAYS needs `days`")
-    require_positive(node, "days")
+    require_days(node.get("days"), "`days`", 1)
 
 
 def window_dates(window: str, today: dt.date, days: int | None) -> tuple[dt.date, dt.date]:

@@ -6,7 +6,8 @@ from typing import Optional
 
 import strawberry
 
-from .. import CompileContext, Condition, Observation, hookimpl, require_some
+from .. import CompileContext, Condition, Observation, RuleError, hookimpl, require_some
+from .common import MAX_DAYS, require_days
 
 BOUNDS = ("fromDays", "toDays", "after", "before")
 
@@ -17,9 +18,11 @@ class DateRangeCondition:
     field: str = strawberry.field(description="Key of a declared DATE custom field.")
     from_days: Optional[int] = strawberry.field(
         default=strawberry.UNSET,
-        description="The date's UTC day is this many days after today or later (negative: before today).")
+        description=f"The date's UTC day is this many days after today or later (negative: before today); "
+                    f"{-MAX_DAYS} to {MAX_DAYS}.")
     to_days: Optional[int] = strawberry.field(
-        default=strawberry.UNSET, description="The date's UTC day is at most this many days after today.")
+        default=strawberry.UNSET,
+        description=f"The date's UTC day is at most this many days after today; {-MAX_DAYS} to {MAX_DAYS}.")
     after: Optional[dt.datetime] = strawberry.field(
         default=strawberry.UNSET, description="The date is strictly after this instant.")
     before: Optional[dt.datetime] = strawberry.field(
@@ -29,6 +32,14 @@ class DateRangeCondition:
 def validate_date_range(node, ctx) -> None:
     ctx.custom_field(node.get("field"), ("DATE",))
     require_some(node, BOUNDS)
+    for name in ("fromDays", "toDays"):
+        require_days(node.get(name), f"`{name}`", -MAX_DAYS)
+    for name in ("after", "before"):
+        if node.get(name) is not None:
+            try:  # an instant is read as a DATE value is: same format, same supported range
+                ctx.coerce("DATE", node[name])
+            except ValueError as exc:
+                raise RuleError(f"`{name}`: {exc}") from None
 
 
 def _instant(text: str) -> dt.datetime:

@@ -13,8 +13,9 @@ from typing import Optional
 import strawberry
 
 from .. import (ALWAYS, NEVER, CompileContext, Comparison, Condition, Device, Metric, Observation, RuleError,
-                compare, hookimpl, needs, require_positive)
+                compare, hookimpl, needs)
 from ...server.rollups import DEVICE_SERIES, METRIC_SERIES, at_least_since, window_count_expression
+from .common import MAX_DAYS, require_days
 
 TOTAL_PATHS = {"OPENS": "stats.opens", "CLICKS": "stats.clicks", "CONVERSIONS": "stats.conversions"}
 
@@ -27,7 +28,7 @@ class EngagementCondition:
     value: int = strawberry.field(description="The number of events to compare the count with.")
     within_days: Optional[int] = strawberry.field(
         default=strawberry.UNSET,
-        description="Count only events on the last N UTC days (today and the N-1 days before). "
+        description=f"Count only events on the last N UTC days (today and the N-1 days before), 1 to {MAX_DAYS}. "
                     "Without it, every stored event counts.")
     device: Optional[Device] = strawberry.field(
         default=strawberry.UNSET, description="Count only opens on this device (metric OPENS only).")
@@ -36,7 +37,7 @@ class EngagementCondition:
 def validate_engagement(node, _ctx) -> None:
     if node.get("device") is not None and node["metric"] != "OPENS":
         raise RuleError(f"`device` only applies to metric OPENS, not {node['metric']}")
-    require_positive(node, "withinDays")
+    require_days(node.get("withinDays"), "`withinDays`", 1)
 
 
 def _negate(query: dict) -> dict:

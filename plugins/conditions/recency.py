@@ -4,8 +4,8 @@ from typing import Optional
 
 import strawberry
 
-from .. import (Activity, CompileContext, Condition, Observation, RuleError, hookimpl, require_exactly_one,
-                require_positive)
+from .. import Activity, CompileContext, Condition, Observation, RuleError, hookimpl, require_exactly_one
+from .common import MAX_DAYS, require_days
 
 LAST_PATHS = {"OPENED": "stats.lastOpenAt", "CLICKED": "stats.lastClickAt",
               "CONVERTED": "stats.lastConversionAt", "ANY": "stats.lastActivityAt"}
@@ -17,9 +17,11 @@ class RecencyCondition:
     activity: Activity = strawberry.field(description="Whose latest event is looked at.")
     within_days: Optional[int] = strawberry.field(
         default=strawberry.UNSET,
-        description="The latest event is on one of the last N UTC days (today and the N-1 days before).")
+        description=f"The latest event is on one of the last N UTC days (today and the N-1 days before); "
+                    f"1 to {MAX_DAYS}.")
     more_than_days_ago: Optional[int] = strawberry.field(
-        default=strawberry.UNSET, description="The latest event is on a UTC day N or more days before today.")
+        default=strawberry.UNSET,
+        description=f"The latest event is on a UTC day N or more days before today; 1 to {MAX_DAYS}.")
     include_never: bool = strawberry.field(
         default=True,
         description="With `moreThanDaysAgo`: whether contacts that never had the activity match too.")
@@ -27,8 +29,8 @@ class RecencyCondition:
 
 def validate_recency(node, _ctx) -> None:
     require_exactly_one(node, ("withinDays", "moreThanDaysAgo"))
-    require_positive(node, "withinDays")
-    require_positive(node, "moreThanDaysAgo")
+    require_days(node.get("withinDays"), "`withinDays`", 1)
+    require_days(node.get("moreThanDaysAgo"), "`moreThanDaysAgo`", 1)
     # includeNever defaults to true, so only an explicit false can be seen as given.
     if node.get("includeNever") is False and node.get("moreThanDaysAgo") is None:
         raise RuleError("`includeNever` only applies with `moreThanDaysAgo`")

@@ -29,6 +29,7 @@ Machine noise affects both sides of each ratio alike; medians of --repeat rounds
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -58,7 +59,7 @@ SELECTIVE = {"hot_leads": {"leadScore": {"tier": "HOT"}},
 
 
 def cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "segmentql.server.cli", *args], env=env, check=True,
+    return subprocess.run([sys.executable, "-m", "segmentql.cli", *args], env=env, check=True,
                           capture_output=True, text=True)
 
 
@@ -121,24 +122,32 @@ class Service:
         self.mongo.close()
 
 
+def http_count(service: Service, rule: dict) -> float:
+    """Seconds of one segmentPreview count over HTTP."""
+    return seconds(lambda: service.graphql(COUNT, r=rule, a=AS_OF))
+
+
+def driver_run(service: Service, pipeline: list) -> float:
+    """Seconds of one run of a pipeline through the driver, without the service."""
+    return seconds(lambda: list(service.contacts.aggregate(pipeline)))
+
+
 def measure_scans(service: Service, repeat: int) -> dict:
     """Per seed segment, `repeat` rounds of: trivial scan, HTTP count, driver run
     of its pipeline. The GraphQL overhead is the difference of an HTTP count and
     a driver run taken one right after the other (in alternating order); a
     segment that runs in under FAST_S gets OVERHEAD_PAIRS more such pairs, as
     there the difference is not lost in the noise of two long runs."""
+    def scan():
+        return seconds(lambda: list(service.contacts.aggregate(TRIVIAL_SCAN)))
+
     segments, pairs_all = [], []
     for seg in SEEDS:
         pipeline = service.pipeline(seg["rule"])
         service.graphql(COUNT, r=seg["rule"], a=AS_OF)  # warm
-
-        def http():
-            return seconds(lambda: service.graphql(COUNT, r=seg["rule"], a=AS_OF))
-
-        def driver():
-            return seconds(lambda: list(service.contacts.aggregate(pipeline)))
-        rounds = [(seconds(lambda: list(service.contacts.aggregate(TRIVIAL_SCAN))), http(), driver())
-                  for _ in range(repeat)]
+        http = functools.partial(http_count, service, seg["rule"])
+        driver = functools.partial(driver_run, service, pipeline)
+        rounds = [(scan(), http(), driver()) for _ in range(repeat)]
         scan_s, http_s, driver_s = (statistics.median(r[i] for r in rounds) for i in range(3))
         pairs = [h - d for _, h, d in rounds]
         if driver_s < FAST_S:
@@ -152,7 +161,8 @@ def measure_scans(service: Service, repeat: int) -> dict:
         segments.append({"name": seg["name"], "http_ms": round(http_s * 1000, 1),
                          "driver_ms": round(driver_s * 1000, 1), "trivial_scan_ms": round(scan_s * 1000, 1),
                          "scan_ratio": round(http_s / scan_s, 2),
-                         "graphql_overhead_ms": round(statistics.median(pairs) * 1000, 1), "overhead_pairs": len(pairs)})
+                         "graphql_overhead_ms": round(statistics.median(pairs) * 1000, 1),
+                         "overhead_pairs": len(pairs)})
     ratios = [s["scan_ratio"] for s in segments]
     fast = [s["graphql_overhead_ms"] for s in segments if s["driver_ms"] < FAST_S * 1000]
     return {"segments": segments, "worst_ratio": max(ratios), "median_ratio": round(statistics.median(ratios), 2),
@@ -188,9 +198,12 @@ def measure_concurrency(service: Service, uri: str, repeat: int) -> dict:
             for c in calls:
                 await c()
 
-    times = {f"{way}_{mode}_s": statistics.median(
-        seconds(lambda: asyncio.run(fn(mode == "concurrent"))) for _ in range(max(1, repeat // 2)))
-        for way, fn in (("http", via_http), ("driver", via_driver)) for mode in ("sequential", "concurrent")}
+    def timed(way, together: bool) -> float:
+        return seconds(lambda: asyncio.run(way(together)))
+
+    times = {f"{name}_{mode}_s": statistics.median(
+        timed(way, mode == "concurrent") for _ in range(max(1, repeat // 2)))
+        for name, way in (("http", via_http), ("driver", via_driver)) for mode in ("sequential", "concurrent")}
     http_speedup = times["http_sequential_s"] / times["http_concurrent_s"]
     driver_speedup = times["driver_sequential_s"] / times["driver_concurrent_s"]
     return {**{k: round(v, 2) for k, v in times.items()}, "http_speedup": round(http_speedup, 2),
@@ -231,10 +244,10 @@ def measure_ingest_stall(service: Service, repeat: int) -> dict:
                    "at": f"2026-11-{1 + i % 27:02}T{i % 24:02}:00:00Z"} for i in range(INGEST_EVENTS)]
         done = threading.Event()
 
-        def ingest():
+        def ingest(events: list[dict], done: threading.Event) -> None:
             rounds.append(seconds(lambda: service.graphql(RECORD, e=events)))
             done.set()
-        worker = threading.Thread(target=ingest)
+        worker = threading.Thread(target=ingest, args=(events, done))
         worker.start()
         time.sleep(0.2)  # the request is being read and parsed; then its rollups are computed
         while not done.is_set():
@@ -375,7 +388,7 @@ def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dic
                             "ratio": round(import_s / raw_s, 2)}
 
         port = free_port()
-        serve = subprocess.Popen([sys.executable, "-m", "segmentql.server.cli", "serve", "--port", str(port)],
+        serve = subprocess.Popen([sys.executable, "-m", "segmentql.cli", "serve", "--port", str(port)],
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
@@ -420,16 +433,19 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
     if len(reports) > 1 and not args.parts:
         base = reports[0]
+
+        def median_preview(report):
+            return statistics.median(s["http_ms"] for s in report["scan"]["segments"])
+
+        def median_scan(report):
+            return statistics.median(s["trivial_scan_ms"] for s in report["scan"]["segments"])
         print("scaling (time growth / size growth, <= 1 is linear or better):")
         for r in reports[1:]:
             growth = r["contacts"] / base["contacts"]
-
-            def median_preview(report):
-                return statistics.median(s["http_ms"] for s in report["scan"]["segments"])
             print(f"  {base['contacts']} -> {r['contacts']}: "
                   f"import {r['import']['segmentql_s'] / base['import']['segmentql_s'] / growth:.2f}, "
                   f"median preview {median_preview(r) / median_preview(base) / growth:.2f}, "
-                  f"trivial scan {statistics.median(s['trivial_scan_ms'] for s in r['scan']['segments']) / statistics.median(s['trivial_scan_ms'] for s in base['scan']['segments']) / growth:.2f}")
+                  f"trivial scan {median_scan(r) / median_scan(base) / growth:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,9 @@
-"""The plugin API: the contribution a condition plugin registers, the contexts
-it is called with, the shared GraphQL enums, and small query helpers.
+"""The plugin API: the contribution a condition plugin registers and the types
+of its functions, the contexts they are called with, the shared GraphQL enums,
+and small query helpers.
 
-The contact document that conditions query (one per contact)::
-
-    workspace_id, id, email       strings
-    country                       ISO 3166-1 alpha-2, upper-case, or null
-    timezone                      IANA name or null
-    tags                          list of strings (never missing)
-    leadScore                     0-100 or null
-    custom.<key>                  declared custom fields; absent when unset.
-                                  NUMBER: number, TEXT: string, BOOLEAN: bool,
-                                  DATE: UTC datetime, MULTI_SELECT: list of strings
-    dateParts.<key>               for DATE fields: {"md": month*100+day, "y": year}
-    stats                         engagement rollups kept from raw events; see
-                                  ``segmentql.server.rollups`` for every field
+The contact document that conditions query (one per contact), every path with
+its type and meaning, is described in :mod:`segmentql.plugins.contact`.
 
 Values from a rule must reach the database only as data: in query documents
 they are operands of query operators, and inside ``$expr`` they are wrapped
@@ -30,8 +20,16 @@ from typing import Any
 
 import strawberry
 
-UTC = dt.timezone.utc
-EPOCH = dt.date(1970, 1, 1)
+from .contact import EPOCH, UTC, day_number, day_start
+
+# A condition's node: its value in a rule, in the GraphQL JSON shape (see
+# :class:`Condition`). Its shape is the plugin's own input type, checked by the
+# plugin's ``validate`` at run time, so a static type can only say "JSON object".
+Node = Mapping[str, Any]
+# A MongoDB query document, or any other document the driver sends (a pipeline
+# stage, an aggregation expression): operators and paths are keys, values are
+# whatever BSON holds.
+Query = dict[str, Any]
 
 
 class RuleError(ValueError):
@@ -65,9 +63,13 @@ class Condition:
     field: str
     input_type: type
     description: str
-    validate: Callable[[Mapping, "ValidationContext"], None]
-    compile: Callable[[Mapping, "CompileContext"], dict]
-    observe: Callable[[Mapping, "CompileContext"], list["Observation"]] | None = None
+    validate: Callable[[Node, "ValidationContext"], None]
+    compile: Callable[[Node, "CompileContext"], Query]
+    observe: Callable[[Node, "CompileContext"], list["Observation"]] | None = None
+
+
+# What the hook receives: it calls this once per Condition it contributes.
+Register = Callable[[Condition], None]
 
 
 @dataclass(frozen=True)
@@ -141,16 +143,13 @@ class CompileContext:
 
     @property
     def today(self) -> int:
-        return (self.as_of.astimezone(UTC).date() - EPOCH).days
+        return day_number(self.as_of)
 
     @property
     def today_date(self) -> dt.date:
         return self.as_of.astimezone(UTC).date()
 
-    @staticmethod
-    def day_start(day: int) -> dt.datetime:
-        """Midnight UTC at the start of day number ``day``."""
-        return dt.datetime.combine(EPOCH + dt.timedelta(days=day), dt.time(), UTC)
+    day_start = staticmethod(day_start)  # midnight UTC at the start of day number ``day``
 
     @staticmethod
     def date_of(day: int) -> dt.date:
@@ -233,24 +232,24 @@ def listing(values: Iterable[Any]) -> str:
     return ", ".join(str(v) for v in values)
 
 
-def literal(value: Any) -> dict:
+def literal(value: Any) -> dict[str, Any]:
     """A value inside ``$expr``, taken as data even when it looks like a field
     path (``"$email"``) or an operator (``{"$gt": 1}``)."""
     return {"$literal": value}
 
 
-def compare(path: str, comparison: str, value: Any) -> dict:
+def compare(path: str, comparison: str, value: Any) -> Query:
     """``{path: {$op: value}}`` for a ``Comparison`` name. NE also matches a
     missing field, as MongoDB's $ne does; add ``$exists`` where it must not."""
     return {path: {COMPARISON_OPERATORS[comparison]: value}}
 
 
-def given(node: Mapping, names: Iterable[str]) -> list[str]:
+def given(node: Node, names: Iterable[str]) -> list[str]:
     """The names among ``names`` that the node sets."""
     return [n for n in names if node.get(n) is not None]
 
 
-def require_exactly_one(node: Mapping, names: Iterable[str]) -> str:
+def require_exactly_one(node: Node, names: Iterable[str]) -> str:
     names = list(names)
     present = given(node, names)
     if len(present) != 1:
@@ -261,7 +260,7 @@ def require_exactly_one(node: Mapping, names: Iterable[str]) -> str:
     return present[0]
 
 
-def require_some(node: Mapping, names: Iterable[str]) -> list[str]:
+def require_some(node: Node, names: Iterable[str]) -> list[str]:
     names = list(names)
     present = given(node, names)
     if not present:
@@ -269,11 +268,11 @@ def require_some(node: Mapping, names: Iterable[str]) -> list[str]:
     return present
 
 
-def require_positive(node: Mapping, name: str) -> None:
+def require_positive(node: Node, name: str) -> None:
     value = node.get(name)
     if value is not None and value < 1:
         raise RuleError(f"`{name}` must be at least 1, got {value}")
 
 
-ALWAYS = {}
-NEVER = {"_id": {"$exists": False}}  # every stored document has an _id
+ALWAYS: Query = {}
+NEVER: Query = {"_id": {"$exists": False}}  # every stored document has an _id

@@ -12,11 +12,9 @@ third-party package is found through the entry-point group
 Everything a plugin author needs is importable from ``segmentql.plugins``.
 """
 
-from collections.abc import Callable
-
 import pluggy
 
-from .api import Condition
+from .api import Register
 
 PROJECT_NAME = "segmentql"
 ENTRY_POINT_GROUP = "segmentql.conditions"
@@ -26,7 +24,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def segmentql_register_conditions(register: Callable[[Condition], None]) -> None:
+def segmentql_register_conditions(register: Register) -> None:
     """Contribute rule conditions by calling ``register(Condition(...))``, once
     per ``RuleInput`` field the plugin provides.
 

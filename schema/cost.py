@@ -49,13 +49,31 @@ deadline (``segmentql.server.deadline``).
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from graphql import (DocumentNode, ExecutionResult, FieldNode, FragmentDefinitionNode, FragmentSpreadNode,
-                     GraphQLError, GraphQLSchema, InlineFragmentNode, IntValueNode, ListValueNode, NullValueNode,
-                     OperationDefinitionNode, SelectionSetNode, ValueNode, VariableNode, get_named_type,
-                     get_nullable_type, get_operation_ast, is_list_type)
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
+    NullValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValueNode,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    get_operation_ast,
+    is_list_type,
+)
 from graphql.pyutils import Undefined
 from strawberry.extensions import SchemaExtension
 
+from segmentql.server.errors import QueryTooCostly
 from segmentql.server.splits import MAX_VARIANTS
 
 from .build import MAX_BATCH
@@ -218,19 +236,20 @@ class CostModel:
         """The cost of the operation the request runs; None when there is no
         such operation (execution refuses the request then)."""
         operation = get_operation_ast(document, operation_name)
-        root = operation and schema.get_root_type(operation.operation)
-        if root is None:
+        root = None if operation is None else schema.get_root_type(operation.operation)
+        if operation is None or root is None:
             return None
         walk = _Walk(self, schema, document, operation, variables if isinstance(variables, Mapping) else {})
         total = walk.selections(operation.selection_set, root, None)
         return total.each + total.once
 
     def refusal(self, cost: int) -> GraphQLError:
-        return GraphQLError(
+        """The request's only error: no resolver runs, so it is made here, as the error of no field."""
+        refused = QueryTooCostly(
             f"the request costs {cost} and the budget is {self.budget} (a segment evaluated costs {EVALUATION}, "
             f"a contact or item {ROW}, nested lists multiply): ask for fewer segments, aliases or variants, or "
-            f"smaller pages, or send several requests",
-            extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "budget": self.budget})
+            f"smaller pages, or send several requests", cost, self.budget)
+        return GraphQLError(str(refused), original_error=refused)
 
 
 class QueryCost(SchemaExtension):
@@ -241,6 +260,7 @@ class QueryCost(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
+        assert context.graphql_document is not None  # parsed before execution (as strawberry asserts too)
         cost = self.model.cost(context.schema._schema, context.graphql_document, context.operation_name,
                                context.variables)
         if cost is not None and cost > self.model.budget:

@@ -14,41 +14,29 @@
     DATABASE_UNAVAILABLE    the database cannot be reached right now; retry
     INTERNAL_ERROR          anything unexpected; details are logged, never sent
 
-Exceptions the service raises on purpose are mapped here; anything else is
-masked so that no driver message or stack trace reaches a client.
+Errors the service raises on purpose are ``SegmentqlError``s
+(``segmentql.server.errors``): each carries its code, read here. The driver's
+errors are not ours, so their types are mapped here. Anything else is masked
+so that no driver message or stack trace reaches a client.
 """
 
 import logging
 from collections.abc import Iterator
 
 from graphql.error import GraphQLError
-from pymongo.errors import AutoReconnect, ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from strawberry.extensions import SchemaExtension
 
-from segmentql.server.compiler import ConditionFailed, InvalidRule
-from segmentql.server.database import IndexBudgetExceeded
-from segmentql.server.ingest import FieldDefinitionError
-from segmentql.server.segments import BadArgument, NotFound
+from segmentql.server.errors import SegmentqlError
 
 log = logging.getLogger("segmentql.errors")
 
-CODES: tuple[tuple[type[BaseException], str], ...] = (
-    (InvalidRule, "INVALID_RULE"),
-    (BadArgument, "BAD_USER_INPUT"),
-    (NotFound, "NOT_FOUND"),
-    (FieldDefinitionError, "CONFLICT"),
-    (IndexBudgetExceeded, "LIMIT_EXCEEDED"),
-    (ConditionFailed, "CONDITION_FAILED"),
-    (ExecutionTimeout, "TIMEOUT"),
-    (ServerSelectionTimeoutError, "DATABASE_UNAVAILABLE"),
-    (AutoReconnect, "DATABASE_UNAVAILABLE"),
-    (ConnectionFailure, "DATABASE_UNAVAILABLE"),
+# The database driver's failures, told without the driver's words.
+DRIVER_ERRORS: tuple[tuple[type[BaseException], str, str], ...] = (
+    (ExecutionTimeout, "TIMEOUT", "the query took longer than the time limit; narrow the rule or try again"),
+    (ConnectionFailure, "DATABASE_UNAVAILABLE", "the database is unavailable right now; try again shortly"),
 )
-MESSAGES = {
-    "TIMEOUT": "the query took longer than the time limit; narrow the rule or try again",
-    "DATABASE_UNAVAILABLE": "the database is unavailable right now; try again shortly",
-    "INTERNAL_ERROR": "internal error; it has been logged",
-}
+INTERNAL_ERROR = "internal error; it has been logged"
 
 
 # graphql-core refuses deeply nested variables before any resolver runs; the
@@ -59,19 +47,23 @@ GRAPHQL_CORE_MESSAGES = {
 }
 
 
-def code_for(error: GraphQLError) -> tuple[str, str]:
+def code_for(error: GraphQLError) -> tuple[dict, str]:
+    """The extensions (``code`` and whatever else the client is told) and the message of ``error``."""
     original = error.original_error
     if original is None:
         if error.message in GRAPHQL_CORE_MESSAGES:
-            return GRAPHQL_CORE_MESSAGES[error.message]
-        return error.extensions.get("code") or "GRAPHQL_VALIDATION_FAILED", error.message
-    for kind, code in CODES:
+            code, message = GRAPHQL_CORE_MESSAGES[error.message]
+            return {"code": code}, message
+        return {"code": (error.extensions or {}).get("code") or "GRAPHQL_VALIDATION_FAILED"}, error.message
+    if isinstance(original, SegmentqlError):
+        return original.extensions, str(original)
+    for kind, code, message in DRIVER_ERRORS:
         if isinstance(original, kind):
-            return code, MESSAGES.get(code, str(original))
+            return {"code": code}, message
     if isinstance(original, GraphQLError):
-        return original.extensions.get("code") or "BAD_USER_INPUT", original.message
+        return {"code": (original.extensions or {}).get("code") or "BAD_USER_INPUT"}, original.message
     log.error("unexpected error at %s", error.path, exc_info=original)
-    return "INTERNAL_ERROR", MESSAGES["INTERNAL_ERROR"]
+    return {"code": "INTERNAL_ERROR"}, INTERNAL_ERROR
 
 
 class ErrorCodes(SchemaExtension):
@@ -80,12 +72,12 @@ class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is None or not getattr(result, "errors", None):
+        if result is None or not result.errors:
             return
         processed = []
         for error in result.errors:
-            code, message = code_for(error)
+            extensions, message = code_for(error)
             processed.append(GraphQLError(message, nodes=error.nodes, source=error.source,
                                           positions=error.positions, path=error.path,
-                                          extensions={**(error.extensions or {}), "code": code}))
+                                          extensions={**(error.extensions or {}), **extensions}))
         result.errors = processed

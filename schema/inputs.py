@@ -1,7 +1,6 @@
 """Input types of the data mutations (the import format of SPEC section 4)."""
 
 import datetime as dt
-from typing import Optional
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,12 +15,12 @@ from .types import EventType
 class ContactInput:
     id: strawberry.ID = strawberry.field(description="The contact's id in your system.")
     email: str = strawberry.field(description="Email address.")
-    country: Optional[str] = strawberry.field(default=strawberry.UNSET,
-                                              description="ISO 3166-1 alpha-2 code (any case).")
-    timezone: Optional[str] = strawberry.field(default=strawberry.UNSET, description="IANA time zone name.")
-    tags: Optional[list[str]] = strawberry.field(default=strawberry.UNSET, description="All of the contact's tags.")
-    lead_score: Optional[int] = strawberry.field(default=strawberry.UNSET, description="Lead score 0-100.")
-    custom_fields: Optional[JSON] = strawberry.field(
+    country: str | None = strawberry.field(default=strawberry.UNSET,
+                                           description="ISO 3166-1 alpha-2 code (any case).")
+    timezone: str | None = strawberry.field(default=strawberry.UNSET, description="IANA time zone name.")
+    tags: list[str] | None = strawberry.field(default=strawberry.UNSET, description="All of the contact's tags.")
+    lead_score: int | None = strawberry.field(default=strawberry.UNSET, description="Lead score 0-100.")
+    custom_fields: JSON | None = strawberry.field(
         default=strawberry.UNSET,
         description="Values of declared custom fields by key; a key set to null unsets that field.")
 
@@ -39,7 +38,7 @@ class EventInput:
     contact_id: strawberry.ID = strawberry.field(description="The contact it happened to (must exist).")
     type: EventType = strawberry.field(description="What happened.")
     at: dt.datetime = strawberry.field(description="When it happened.")
-    campaign_id: Optional[strawberry.ID] = strawberry.field(
+    campaign_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="The campaign it belongs to (must exist).")
-    device: Optional[Device] = strawberry.field(default=strawberry.UNSET, description="Device of an OPEN.")
-    url: Optional[str] = strawberry.field(default=strawberry.UNSET, description="The clicked url of a CLICK.")
+    device: Device | None = strawberry.field(default=strawberry.UNSET, description="Device of an OPEN.")
+    url: str | None = strawberry.field(default=strawberry.UNSET, description="The clicked url of a CLICK.")

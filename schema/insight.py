@@ -5,18 +5,20 @@ A/B splits and engagement analytics. Resolvers call
 import asyncio
 import datetime as dt
 import enum
-from typing import NewType, Optional
+from collections.abc import Mapping
+from typing import NewType
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.scalar import ScalarDefinition
 
 from segmentql.server import analytics, snapshots, splits
 from segmentql.server.compiler import CompiledRule
 
 from .context import request_context
-from .pages import After, First, contact_connection, id_connection, page_size, wants_stats, wants_total
+from .pages import After, First, after_contact, contact_connection, id_connection, page_size, wants_stats, wants_total
 from .types import ContactConnection, ContactIdConnection
 
 
@@ -29,7 +31,7 @@ def _seed(value) -> str:
 
 
 SplitSeed = NewType("SplitSeed", str)
-SCALARS = {SplitSeed: strawberry.scalar(
+SCALARS: Mapping[object, ScalarDefinition] = {SplitSeed: strawberry.scalar(
     name="SplitSeed", serialize=str, parse_value=_seed,
     description="Any string or integer; the same seed gives the same split, another seed an independent one.")}
 
@@ -73,7 +75,8 @@ class Snapshot:
     @strawberry.field(description="Ids of the contacts it holds, in id order (including contacts deleted since).")
     async def member_ids(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
         ctx = request_context(info)
-        page = await snapshots.member_page(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first), after)
+        page = await snapshots.member_page(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first),
+                                           after_contact(after))
         return id_connection(page, self.doc["size"])
 
 
@@ -94,12 +97,12 @@ class SnapshotDiff:
 
     @strawberry.field(description="Contacts in `b` but not in `a`, in id order.")
     async def entered(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
-        page = await self.result.entered(page_size(info, first), after)
+        page = await self.result.entered(page_size(info, first), after_contact(after))
         return id_connection(page, await self.result.entered_count() if wants_total(info) else 0)
 
     @strawberry.field(description="Contacts in `a` but not in `b`, in id order.")
     async def left(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
-        page = await self.result.left(page_size(info, first), after)
+        page = await self.result.left(page_size(info, first), after_contact(after))
         return id_connection(page, await self.result.left_count() if wants_total(info) else 0)
 
     @strawberry.field(description="How many contacts are in both.")
@@ -157,7 +160,7 @@ class SplitVariant:
     async def contacts(self, info: Info, first: First = 20, after: After = None) -> ContactConnection:
         split = self.split
         page = await splits.variant_members(request_context(info).db, split.compiled, split.splitter, self.index,
-                                            page_size(info, first), after, wants_stats(info))
+                                            page_size(info, first), after_contact(after), wants_stats(info))
         return contact_connection(page)
 
 
@@ -179,7 +182,7 @@ def split_segment(compiled: CompiledRule, segment_id: str, variants: list[SplitV
         for i, v in enumerate(given)])
 
 
-def _rate(part: int, whole: int) -> Optional[float]:
+def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
@@ -230,17 +233,17 @@ class SegmentAnalytics:
         return self.result.converters
 
     @strawberry.field(description="openers / members.")
-    def open_rate(self) -> Optional[float]:
+    def open_rate(self) -> float | None:
         return _rate(self.result.openers, self.result.members)
 
     @strawberry.field(description="clickers / members.")
-    def click_rate(self) -> Optional[float]:
+    def click_rate(self) -> float | None:
         return _rate(self.result.clickers, self.result.members)
 
     @strawberry.field(description="clickers / openers.")
-    def click_to_open_rate(self) -> Optional[float]:
+    def click_to_open_rate(self) -> float | None:
         return _rate(self.result.clickers, self.result.openers)
 
     @strawberry.field(description="converters / members.")
-    def conversion_rate(self) -> Optional[float]:
+    def conversion_rate(self) -> float | None:
         return _rate(self.result.converters, self.result.members)

@@ -29,8 +29,17 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError,
-                     GraphQLSchema, InlineFragmentNode, OperationDefinitionNode, SelectionSetNode)
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -145,6 +154,7 @@ class BoundedValidation(SchemaExtension):
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
+        assert context.graphql_document is not None  # parsed before validation (as strawberry asserts too)
         context.pre_execution_errors = await self.check.errors(context.schema._schema, context.graphql_document,
                                                                context.validation_rules)
         yield

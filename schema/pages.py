@@ -1,25 +1,80 @@
-"""Paging helpers shared by every field that returns contacts or contact ids."""
+"""Pages and cursors: every field that returns contacts, contact ids or
+saved segments pages them here.
 
-from typing import Annotated, Optional
+A cursor is opaque to clients and belongs to the API: ``base64("<kind>:<position>")``,
+where the position is a contact id or a segment's ``createdAt|id``. Services
+never see one: they take the decoded position (``after_id``, a
+``(createdAt, id)`` pair), and a cursor that is not one of ours is refused
+here with a message naming ``after``."""
+
+import base64
+import binascii
+import datetime as dt
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from segmentql.server import segments
+from segmentql.server.compiler import CompiledRule
+from segmentql.server.errors import BadArgument
 from segmentql.server.snapshots import IdPage
 
+from .arguments import in_range
 from .context import request_context
 from .types import Contact, ContactConnection, ContactEdge, ContactIdConnection, PageInfo
 
-First = Annotated[Optional[int], strawberry.argument(
+First = Annotated[int | None, strawberry.argument(
     description="Page size, 0-1000; 0 gives no items, and `pageInfo.hasNextPage` tells whether there are any.")]
-After = Annotated[Optional[str], strawberry.argument(description="Cursor of the last item of the previous page.")]
+After = Annotated[str | None, strawberry.argument(description="Cursor of the last item of the previous page.")]
+
+CONTACT, SEGMENT = "contact", "segment"
 
 
-def page_size(info: Info, first: Optional[int]) -> int:
+def encode_cursor(kind: str, position: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode()
+
+
+def decode_cursor(kind: str, cursor: str) -> str:
+    """The position a ``kind`` cursor given as ``after`` holds."""
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadArgument(f"`after` is not a cursor returned by this API: {cursor[:40]!r}") from None
+    prefix, _, position = text.partition(":")
+    if prefix != kind or not position:
+        raise BadArgument(f"`after` is not a {kind} cursor returned by this API")
+    return position
+
+
+def after_contact(after: str | None) -> str | None:
+    """The contact id a contact cursor ``after`` stands for (None: from the first contact)."""
+    return decode_cursor(CONTACT, after) if after else None
+
+
+def segment_cursor(doc: dict) -> str:
+    created = doc["createdAt"]
+    created = created.replace(tzinfo=dt.UTC) if created.tzinfo is None else created
+    return encode_cursor(SEGMENT, f"{created.isoformat()}|{doc['id']}")
+
+
+def after_segment(after: str | None) -> tuple[dt.datetime, str] | None:
+    """The (createdAt, id) a segment cursor ``after`` stands for (None: from the newest segment)."""
+    if not after:
+        return None
+    created, _, segment_id = decode_cursor(SEGMENT, after).partition("|")
+    try:
+        return dt.datetime.fromisoformat(created), segment_id
+    except ValueError:
+        raise BadArgument(f"`after` is not a {SEGMENT} cursor returned by this API") from None
+
+
+def page_size(info: Info, first: int | None) -> int:
+    """The page size ``first`` asks for (the default when omitted). 0 is a page
+    of no items whose ``hasNextPage`` still tells whether there are any."""
     settings = request_context(info).settings
-    return segments.page_size(first, settings.default_page_size, settings.max_page_size)
+    return in_range("first", settings.default_page_size if first is None else first, 0, settings.max_page_size)
 
 
 def _selects(selections, path: tuple[str, ...]) -> bool:
@@ -39,10 +94,18 @@ def wants_stats(info: Info) -> bool:
 
 
 def contact_connection(page: segments.Page) -> ContactConnection:
-    edges = [ContactEdge(cursor=segments.encode_cursor("contact", doc["id"]), node=Contact.from_doc(doc))
+    edges = [ContactEdge(cursor=encode_cursor(CONTACT, doc["id"]), node=Contact.from_doc(doc))
              for doc in page.contacts]
     return ContactConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
                                                              end_cursor=edges[-1].cursor if edges else None))
+
+
+async def members_page(info: Info, compiled: CompiledRule, first: int | None, after: str | None
+                       ) -> ContactConnection:
+    """A page of the members of ``compiled`` (a preview's or a saved segment's rule)."""
+    page = await segments.members(request_context(info).db, compiled, page_size(info, first), after_contact(after),
+                                  wants_stats(info))
+    return contact_connection(page)
 
 
 def wants_total(info: Info) -> bool:
@@ -52,6 +115,6 @@ def wants_total(info: Info) -> bool:
 
 def id_connection(page: IdPage, total: int) -> ContactIdConnection:
     """A page of sorted contact ids, with their total."""
-    end = segments.encode_cursor("contact", page.ids[-1]) if page.ids else None
+    end = encode_cursor(CONTACT, page.ids[-1]) if page.ids else None
     return ContactIdConnection(total_count=total, ids=[strawberry.ID(i) for i in page.ids],
                                page_info=PageInfo(has_next_page=page.has_next, end_cursor=end))

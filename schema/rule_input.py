@@ -9,13 +9,13 @@ end can load a saved rule straight into its editor.
 
 import datetime as dt
 import enum
-from typing import Optional
+import types
 
 import strawberry
 from strawberry.types.base import has_object_definition
 from strawberry.utils.str_converters import to_camel_case
 
-from segmentql.server.registry import ConditionRegistry
+from segmentql.plugins.registry import GROUPS, ConditionRegistry
 
 GROUP_DESCRIPTIONS = {
     "all": "Match ALL: every rule in the list matches.",
@@ -27,13 +27,16 @@ GROUP_DESCRIPTIONS = {
 def build_rule_input(registry: ConditionRegistry) -> type:
     """A @oneOf input with ``all``/``any``/``not`` and one field per condition."""
     cls = type("RuleInput", (), {"__module__": __name__})
-    annotations = {"all_": Optional[list[cls]], "any_": Optional[list[cls]], "not_": Optional[cls]}
-    for group in ("all", "any", "not"):
+    # ``list[cls]`` spelled as the alias it builds: a class made at run time is
+    # no type to mypy, and strawberry reads these annotations at run time.
+    rules = types.GenericAlias(list, cls)
+    annotations: dict[str, object] = {"all_": rules | None, "any_": rules | None, "not_": cls | None}
+    for group in GROUPS:
         setattr(cls, f"{group}_", strawberry.field(name=group, default=strawberry.UNSET,
                                                   description=GROUP_DESCRIPTIONS[group]))
     for field, entry in registry.conditions.items():
         attribute = f"condition_{field}"
-        annotations[attribute] = Optional[entry.condition.input_type]
+        annotations[attribute] = entry.condition.input_type | None
         setattr(cls, attribute, strawberry.field(
             name=field, default=strawberry.UNSET,
             description=f"{entry.condition.description} (plugin: {entry.plugin})"))
@@ -63,9 +66,9 @@ def to_document(value, keep_null: bool = False):
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         try:
-            return aware.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+            return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         except OverflowError:  # beyond year 1 or 9999 in UTC: kept as given, for its user to refuse
             return aware.isoformat()
     if isinstance(value, (list, tuple)):

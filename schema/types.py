@@ -2,12 +2,12 @@
 
 import datetime as dt
 import enum
-from typing import Optional
 
 import strawberry
 from strawberry.scalars import JSON
 
 from segmentql.plugins.api import Device, Weekday
+from segmentql.server.segments import NodeMembership
 
 
 @strawberry.enum(description="The type of a custom field; values are coerced to it on import.")
@@ -30,8 +30,8 @@ class EventType(enum.Enum):
 def json_value(value):
     """A stored value as JSON: datetimes as ISO-8601 UTC, inside lists and objects too."""
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-        return aware.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, list):
         return [json_value(v) for v in value]
     if isinstance(value, dict):
@@ -49,15 +49,16 @@ class DeviceCounts:
 @strawberry.type(description="What a contact did with one campaign.")
 class CampaignEngagement:
     campaign_id: strawberry.ID = strawberry.field(description="The campaign's id.")
-    name: Optional[str] = strawberry.field(description="The campaign's name.")
-    sent_at: Optional[dt.datetime] = strawberry.field(description="When the campaign was sent (the campaign's sentAt).")
+    name: str | None = strawberry.field(description="The campaign's name.")
+    sent_at: dt.datetime | None = strawberry.field(description="When the campaign was sent (the campaign's sentAt).")
     received: bool = strawberry.field(description="The contact has a SENT event for it.")
     opens: int = strawberry.field(description="OPEN events for this campaign.")
     clicks: int = strawberry.field(description="CLICK events for this campaign.")
     clicked_urls: list[str] = strawberry.field(description="Distinct clicked urls, lower-cased, in the order of their "
                                                        "first click; at most 100 (see `clickedUrlsDropped`).")
     clicked_urls_dropped: int = strawberry.field(
-        description="Distinct clicked urls not kept in `clickedUrls` (its size bounds): url conditions cannot see them.")
+        description="Distinct clicked urls not kept in `clickedUrls` (its size bounds): "
+                    "url conditions cannot see them.")
     latest: bool = strawberry.field(description="This is the newest campaign the contact received.")
 
 
@@ -69,14 +70,14 @@ class EngagementStats:
     clicks: int = strawberry.field(description="CLICK events.")
     conversions: int = strawberry.field(description="CONVERSION events.")
     opens_by_device: DeviceCounts = strawberry.field(description="OPEN events by device.")
-    last_open_at: Optional[dt.datetime] = strawberry.field(description="Time of the latest OPEN.")
-    last_click_at: Optional[dt.datetime] = strawberry.field(description="Time of the latest CLICK.")
-    last_conversion_at: Optional[dt.datetime] = strawberry.field(description="Time of the latest CONVERSION.")
-    last_activity_at: Optional[dt.datetime] = strawberry.field(description="Latest OPEN, CLICK or CONVERSION.")
-    last_open_device: Optional[Device] = strawberry.field(description="Device of the latest OPEN, if it had one.")
-    top_open_hour: Optional[int] = strawberry.field(
+    last_open_at: dt.datetime | None = strawberry.field(description="Time of the latest OPEN.")
+    last_click_at: dt.datetime | None = strawberry.field(description="Time of the latest CLICK.")
+    last_conversion_at: dt.datetime | None = strawberry.field(description="Time of the latest CONVERSION.")
+    last_activity_at: dt.datetime | None = strawberry.field(description="Latest OPEN, CLICK or CONVERSION.")
+    last_open_device: Device | None = strawberry.field(description="Device of the latest OPEN, if it had one.")
+    top_open_hour: int | None = strawberry.field(
         description="Most common open hour (0-23) in the contact's time zone; ties: the earliest.")
-    top_open_weekday: Optional[Weekday] = strawberry.field(description="Most common open weekday; ties: the earliest.")
+    top_open_weekday: Weekday | None = strawberry.field(description="Most common open weekday; ties: the earliest.")
     open_hours: list[int] = strawberry.field(description="Opens per hour 0-23 in the contact's time zone.")
     open_weekdays: list[int] = strawberry.field(description="Opens per ISO weekday, Monday first.")
     campaigns: list[CampaignEngagement] = strawberry.field(description="Per-campaign engagement.")
@@ -108,20 +109,20 @@ class EngagementStats:
 class Contact:
     id: strawberry.ID = strawberry.field(description="The contact's id (unique in the workspace).")
     email: str = strawberry.field(description="Email address.")
-    country: Optional[str] = strawberry.field(description="ISO 3166-1 alpha-2 country code, upper-case.")
-    timezone: Optional[str] = strawberry.field(description="IANA time zone name.")
+    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country code, upper-case.")
+    timezone: str | None = strawberry.field(description="IANA time zone name.")
     tags: list[str] = strawberry.field(description="Tags, in the order first given.")
-    lead_score: Optional[int] = strawberry.field(description="Lead score 0-100.")
+    lead_score: int | None = strawberry.field(description="Lead score 0-100.")
     custom_fields: JSON = strawberry.field(description="Custom field values by key (DATE values as ISO-8601 UTC).")
-    created_at: Optional[dt.datetime] = strawberry.field(description="When the contact was first stored.")
-    updated_at: Optional[dt.datetime] = strawberry.field(description="When its fields last changed.")
+    created_at: dt.datetime | None = strawberry.field(description="When the contact was first stored.")
+    updated_at: dt.datetime | None = strawberry.field(description="When its fields last changed.")
     stats: EngagementStats = strawberry.field(description="Engagement statistics from its events.")
 
     @classmethod
     def from_doc(cls, doc: dict) -> "Contact":
         return cls(id=doc["id"], email=doc["email"], country=doc.get("country"), timezone=doc.get("timezone"),
                    tags=doc.get("tags") or [], lead_score=doc.get("leadScore"),
-                   custom_fields={k: json_value(v) for k, v in (doc.get("custom") or {}).items()},
+                   custom_fields=JSON({k: json_value(v) for k, v in (doc.get("custom") or {}).items()}),
                    created_at=doc.get("createdAt"), updated_at=doc.get("updatedAt"),
                    stats=EngagementStats.from_doc(doc.get("stats") or {}))
 
@@ -129,7 +130,7 @@ class Contact:
 @strawberry.type(description="Relay page information.")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow this page.")
-    end_cursor: Optional[str] = strawberry.field(description="Pass as `after` to get the next page.")
+    end_cursor: str | None = strawberry.field(description="Pass as `after` to get the next page.")
 
 
 @strawberry.type(description="A page of contact ids in id order, with how many there are in all.")
@@ -154,7 +155,7 @@ class ContactConnection:
 @strawberry.type(description="A problem with one item of a batch; the rest of the batch was kept.")
 class ItemError:
     index: int = strawberry.field(description="Position of the item in the list sent (from 0).")
-    id: Optional[str] = strawberry.field(description="The item's id, when it had one.")
+    id: str | None = strawberry.field(description="The item's id, when it had one.")
     message: str = strawberry.field(description="What is wrong, naming the item and field.")
 
 
@@ -182,8 +183,8 @@ class ConditionType:
     field: str = strawberry.field(description="The `RuleInput` field name.")
     input_type: str = strawberry.field(description="The GraphQL input type of its value.")
     plugin: str = strawberry.field(description="The plugin that registered it.")
-    distribution: Optional[str] = strawberry.field(description="The installed package providing the plugin.")
-    version: Optional[str] = strawberry.field(description="That package's version.")
+    distribution: str | None = strawberry.field(description="The installed package providing the plugin.")
+    version: str | None = strawberry.field(description="That package's version.")
     description: str = strawberry.field(description="What the condition selects.")
 
 
@@ -201,8 +202,8 @@ class NodeCount(RuleNode):
 @strawberry.type(description="A value of the contact that a condition decides on.")
 class ObservedValue:
     label: str = strawberry.field(description="What the value is, e.g. `opens on the last 30 days`.")
-    value: Optional[JSON] = strawberry.field(description="The contact's value (null when it has none; "
-                                                         "datetimes as ISO-8601 UTC).")
+    value: JSON | None = strawberry.field(description="The contact's value (null when it has none; "
+                                                      "datetimes as ISO-8601 UTC).")
     needed: str = strawberry.field(description="What the condition needs of it, e.g. `>= 3`.")
 
 
@@ -220,3 +221,11 @@ class MembershipExplanation:
     contact_id: strawberry.ID = strawberry.field(description="The contact explained.")
     member: bool = strawberry.field(description="The contact is in the segment (the root node matches).")
     nodes: list[NodeMatch] = strawberry.field(description="Every node of the rule, root first (pre-order).")
+
+    @classmethod
+    def of(cls, contact_id: str, matches: list[NodeMembership]) -> "MembershipExplanation":
+        """From ``segments.membership``: one answer per node, root first."""
+        return cls(contact_id=strawberry.ID(contact_id), member=matches[0].matched, nodes=[
+            NodeMatch(path=m.node.path, kind=m.node.kind, matched=m.matched,
+                      values=[ObservedValue(label=o.label, value=json_value(v), needed=o.needed) for o, v in m.values])
+            for m in matches])

@@ -112,13 +112,15 @@ def segmentql_plugins() -> list:
 def segmentql(segmentql_database_uri, segmentql_plugins):
     from starlette.testclient import TestClient
 
-    from segmentql.server.app import create_app
-    from segmentql.server.registry import load_registry
+    from segmentql.app import create_app
+    from segmentql.plugins.registry import load_registry
     from segmentql.server.settings import Settings
 
     settings = Settings(database="segmentql_plugin_tests")
     registry = load_registry(extra=segmentql_plugins)
-    with TestClient(create_app(settings, segmentql_database_uri, registry)) as http:
-        db = http.app.state.segmentql.db
+    app = create_app(settings, segmentql_database_uri, registry)
+    with TestClient(app) as http:
+        db = app.state.segmentql.db
+        assert http.portal is not None  # the client runs the app's event loop within `with`
         doc, key = http.portal.call(db.create_workspace, f"plugin-test-{os.getpid()}-{next(_workspaces)}")
         yield SegmentqlHarness(http, key, doc["_id"])

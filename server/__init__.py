@@ -1,2 +1,4 @@
-"""The service: settings, embedded database, database access, compiler,
-ingestion, the HTTP app and the command line."""
+"""The service's domain and storage: settings, the embedded database, database
+access, the compiler, saved segments, ingestion and rollups. It sits above
+``segmentql.plugins`` and below the GraphQL schema, so it never imports
+``segmentql.schema``, the HTTP app or the command line (docs/architecture.md)."""

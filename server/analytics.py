@@ -2,7 +2,7 @@
 from the engagement rollups in one pass (no raw events are read).
 
 Counts over the window use the same suffix-sum expression as the engagement
-condition (:func:`segmentql.server.rollups.window_count_expression`), so
+condition (:func:`segmentql.plugins.contact.window_count_expression`), so
 "opens on the last 30 days" means the same thing in a rule, in an
 explanation and here. Emails received in the window are the contact's
 received campaigns whose ``sentAt`` falls in it.
@@ -11,10 +11,11 @@ received campaigns whose ``sentAt`` falls in it.
 import datetime as dt
 from dataclasses import dataclass
 
+from segmentql.plugins.contact import METRIC_SERIES, day_number, day_start, window_count_expression
+
 from .compiler import CompiledRule
 from .database import Database
-from .rollups import METRIC_SERIES, day_number, day_start, window_count_expression
-from .segments import BadArgument, aggregate
+from .segments import aggregate
 
 MAX_WINDOW_DAYS = 3660
 METRICS = tuple(METRIC_SERIES.values())  # opens, clicks, conversions
@@ -50,12 +51,11 @@ def analytics_pipeline(compiled: CompiledRule, first_day: int, last_day: int) ->
     return compiled.members_then({"$project": per_contact}, {"$group": totals})
 
 
-async def analytics(db: Database, compiled: CompiledRule, as_of: dt.datetime, within_days: int) -> Analytics:
-    """Engagement of the members on the last ``within_days`` UTC days up to
-    ``as_of``'s day (as the engagement condition counts them)."""
-    if not 1 <= within_days <= MAX_WINDOW_DAYS:
-        raise BadArgument(f"`withinDays` must be between 1 and {MAX_WINDOW_DAYS}, got {within_days}")
-    last_day = day_number(as_of)
+async def analytics(db: Database, compiled: CompiledRule, within_days: int) -> Analytics:
+    """Engagement of the members on the last ``within_days`` (1 to
+    MAX_WINDOW_DAYS) UTC days up to the day of the rule's ``asOf`` (as the
+    engagement condition counts them)."""
+    last_day = day_number(compiled.as_of)
     first_day = last_day - within_days + 1
     result = (await aggregate(db, compiled, analytics_pipeline(compiled, first_day, last_day)) or [{}])[0]
     return Analytics(

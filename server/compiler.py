@@ -9,26 +9,36 @@ before anything runs and reports the first problem with the node's path
 a query document and joins them with ``$and`` / ``$or`` / ``$nor``, so the
 whole tree is one ``$match``. Clauses that need ``$expr`` (evaluated per
 document) go into a second ``$match`` after the index-friendly ones.
+
+:func:`compile_rule_for` is the one way a rule becomes a :class:`CompiledRule`
+(previews, saved segments, snapshots, splits, analytics, explanations,
+``record-sizes``), and :func:`check` the one way a rule to save is checked.
 """
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from bson import json_util
 
-from segmentql.plugins.api import ALWAYS, NEVER, CompileContext, Observation, RuleError, ValidationContext
+from segmentql.plugins.api import ALWAYS, NEVER, CompileContext, Node, Observation, Query, RuleError, ValidationContext
+from segmentql.plugins.registry import GROUPS, ConditionRegistry, RegisteredCondition
 
-from . import fieldtypes
-from .database import INDEXED_CONTACT_FIELDS, custom_field_paths
-from .registry import ConditionRegistry
+from . import fieldtypes, instants
+from .database import INDEXED_CONTACT_FIELDS, Workspace, now
+from .errors import BadArgument, ConditionFailed, InvalidRule
 
-GROUPS = ("all", "any", "not")
 FORBIDDEN_OPERATORS = frozenset({"$where", "$function", "$accumulator", "$out", "$merge"})
 CONTACTS_COLLECTION = "contacts"
 PAGE_PROJECTION = {"_id": 0, "stats.activity": 0, "stats.eventDays": 0}  # what Contact.stats shows
 PAGE_PROJECTION_WITHOUT_STATS = {"_id": 0, "stats": 0}
+
+# A rule document: the JSON shape of ``RuleInput`` (checked by validate_rule).
+Rule = Mapping[str, Any]
+# An aggregation pipeline: its stages, documents like queries.
+Pipeline = list[Query]
 
 
 @dataclass(frozen=True)
@@ -41,35 +51,11 @@ class RuleLimits:
     max_string: int = 1000
 
 
-class InvalidRule(ValueError):
-    """A rule that is not well formed; ``str()`` names the path and the reason."""
-
-    def __init__(self, path: str, reason: str):
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: {reason}" if path else reason)
-
-
-class ConditionFailed(RuntimeError):
-    """A plugin failed on one node, or gave something the service or the
-    database refuses; the request fails, the service lives on. ``reason``
-    completes "the condition at <path> (plugin <name>) ..."."""
-
-    def __init__(self, path: str, plugin: str, reason: str):
-        self.path, self.plugin = path, plugin
-        super().__init__(f"the condition at {path} (plugin {plugin!r}) {reason}")
-
-    @classmethod
-    def raised(cls, path: str, plugin: str, error: BaseException) -> "ConditionFailed":
-        """The plugin's own exception: only its type is told, since its message
-        may hold internals (connection strings, rule values)."""
-        return cls(path, plugin, f"failed: {type(error).__name__}")
-
-
 def _child(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _check_values(value, path: str, limits: RuleLimits) -> None:
+def _check_values(value: object, path: str, limits: RuleLimits) -> None:
     """Empty lists anywhere are refused, and long lists and strings."""
     if isinstance(value, list):
         if not value:
@@ -85,21 +71,23 @@ def _check_values(value, path: str, limits: RuleLimits) -> None:
         raise InvalidRule(path, f"text may be at most {limits.max_string} characters")
 
 
-def _node_kind(node, path: str, registry: ConditionRegistry) -> str:
+def _parts(node: object, path: str, registry: ConditionRegistry) -> tuple[str, object]:
+    """The node's one key (a group or a registered condition) and its value."""
     if not isinstance(node, Mapping) or len(node) != 1:
         raise InvalidRule(path, "a rule must have exactly one of `all`, `any`, `not` or a condition")
-    (kind,) = node
-    if kind not in GROUPS and kind not in registry:
+    ((kind, value),) = node.items()
+    if not isinstance(kind, str) or (kind not in GROUPS and kind not in registry):
         raise InvalidRule(path, f"unknown condition {kind!r}")
-    return kind
+    return kind, value
 
 
-def validate_rule(rule, registry: ConditionRegistry, ctx: ValidationContext,
+def validate_rule(rule: object, registry: ConditionRegistry, ctx: ValidationContext,
                   limits: RuleLimits = RuleLimits()) -> None:
-    """Raise :class:`InvalidRule` for the first problem in the tree."""
+    """Raise :class:`InvalidRule` for the first problem in the tree (``rule``
+    as it arrived: anything JSON holds)."""
     nodes = 0
     # Iterative, so a 300-deep `not` chain is refused without deep recursion.
-    stack = [(rule, "", 1)]
+    stack: list[tuple[object, str, int]] = [(rule, "", 1)]
     while stack:
         node, path, depth = stack.pop()
         nodes += 1
@@ -107,8 +95,7 @@ def validate_rule(rule, registry: ConditionRegistry, ctx: ValidationContext,
             raise InvalidRule("", f"a rule may have at most {limits.max_nodes} nodes")
         if depth > limits.max_depth:
             raise InvalidRule(path, f"a rule may be nested at most {limits.max_depth} levels deep")
-        kind = _node_kind(node, path, registry)
-        value = node[kind]
+        kind, value = _parts(node, path, registry)
         here = _child(path, kind)
         if kind == "not":
             stack.append((value, here, depth + 1))
@@ -127,11 +114,11 @@ def validate_rule(rule, registry: ConditionRegistry, ctx: ValidationContext,
                 entry.condition.validate(value, ctx)
             except RuleError as exc:
                 raise InvalidRule(here, str(exc)) from None
-            except Exception as exc:  # noqa: BLE001 - a plugin bug fails this request only
+            except Exception as exc:  # a plugin bug fails this request only
                 raise ConditionFailed.raised(here, entry.plugin, exc) from exc
 
 
-def _conjuncts(part: dict) -> list[dict]:
+def _conjuncts(part: Query) -> list[Query]:
     """A query as the single-key queries that must all hold: a document's keys
     are ANDed, and so are the items of ``$and``."""
     found = []
@@ -144,14 +131,14 @@ def _conjuncts(part: dict) -> list[dict]:
     return found
 
 
-def _and(parts: list[dict]) -> dict:
+def _and(parts: list[Query]) -> Query:
     """All of ``parts``, with repeated tests once (conditions often imply the
     same thing, e.g. two engagement windows "some activity since day D") and
     as few documents as keys allow, tests kept in order."""
-    conjuncts: list[dict] = []
+    conjuncts: list[Query] = []
     for part in parts:
         conjuncts.extend(c for c in _conjuncts(part) if c not in conjuncts)
-    groups: list[dict] = []
+    groups: list[Query] = []
     for conjunct in conjuncts:
         (key,) = conjunct
         if not groups or key in groups[-1]:
@@ -162,13 +149,13 @@ def _and(parts: list[dict]) -> dict:
     return groups[0] if len(groups) == 1 else {"$and": groups}
 
 
-def _or(parts: list[dict]) -> dict:
+def _or(parts: list[Query]) -> Query:
     if any(part == ALWAYS for part in parts):
         return dict(ALWAYS)
     return parts[0] if len(parts) == 1 else {"$or": parts}
 
 
-def _not(part: dict) -> dict:
+def _not(part: Query) -> Query:
     return dict(NEVER) if part == ALWAYS else {"$nor": [part]}
 
 
@@ -178,13 +165,13 @@ class CompiledNode:
 
     path: str
     kind: str
-    query: dict
+    query: Query
     observations: tuple[Observation, ...] = ()
     plugin: str | None = None  # the condition's plugin; None for a group
 
 
-def compile_rule(rule, registry: ConditionRegistry, ctx: CompileContext, path: str = "",
-                 nodes: list[CompiledNode] | None = None, observe: bool = False) -> dict:
+def compile_rule(rule: Rule, registry: ConditionRegistry, ctx: CompileContext, path: str = "",
+                 nodes: list[CompiledNode] | None = None, observe: bool = False) -> Query:
     """The query document selecting exactly the contacts the (valid) rule
     selects. With ``nodes``, every node's own query is collected there too
     (pre-order), so per-node answers come from the very queries that decide
@@ -194,39 +181,41 @@ def compile_rule(rule, registry: ConditionRegistry, ctx: CompileContext, path: s
     value = rule[kind]
     here = _child(path, kind)
     position = len(nodes) if nodes is not None else 0
-    if kind in GROUPS:
-        query = _compile_group(kind, value, here, registry, ctx, nodes, observe)
-        observations: tuple[Observation, ...] = ()
-        plugin = None
+    observations: tuple[Observation, ...] = ()
+    plugin = None
+    if kind == "not":
+        query = _not(compile_rule(value, registry, ctx, here, nodes, observe))
+    elif kind in GROUPS:
+        children = [compile_rule(c, registry, ctx, f"{here}[{i}]", nodes, observe) for i, c in enumerate(value)]
+        query = _and(children) if kind == "all" else _or(children)
     else:
-        query = _call_plugin(registry, kind, here, "compile", value, ctx)
-        observations = _observations(registry, kind, here, value, ctx) if observe else ()
-        plugin = registry[kind].plugin
+        entry = registry[kind]
+        query = _call_plugin(entry, here, "compile", value, ctx, dict)
+        observations = _observations(entry, here, value, ctx) if observe else ()
+        plugin = entry.plugin
     if nodes is not None:
         nodes.insert(position, CompiledNode(here, kind, query, observations, plugin))
     return query
 
 
-def _compile_group(kind, value, here, registry, ctx, nodes, observe) -> dict:
-    if kind == "not":
-        return _not(compile_rule(value, registry, ctx, here, nodes, observe))
-    children = [compile_rule(c, registry, ctx, f"{here}[{i}]", nodes, observe) for i, c in enumerate(value)]
-    return _and(children) if kind == "all" else _or(children)
+# What a plugin's hook returns once checked: a query (compile) or a list (observe).
+PluginResult = TypeVar("PluginResult", dict[str, Any], list[Any])
 
 
-def _call_plugin(registry: ConditionRegistry, kind: str, here: str, hook: str, value, ctx):
-    """A condition's ``compile`` or ``observe``: its RuleError is the user's
-    INVALID_RULE, anything else a failure of that plugin for this request;
-    what it returns is checked for operators no plugin may use and, for a
-    query, for ``$expr`` where the database refuses it."""
-    entry = registry[kind]
+def _call_plugin(entry: RegisteredCondition, here: str, hook: str, value: Node, ctx: CompileContext,
+                 expected: type[PluginResult]) -> PluginResult:
+    """A condition's ``compile`` or ``observe`` (``hook``), which must return
+    an ``expected``: its RuleError is the user's INVALID_RULE, anything else a
+    failure of that plugin for this request; what it returns is checked for
+    operators no plugin may use and, for a query, for ``$expr`` where the
+    database refuses it."""
+    function: Callable[[Node, CompileContext], object] = getattr(entry.condition, hook)
     try:
-        result = getattr(entry.condition, hook)(value, ctx)
+        result = function(value, ctx)
     except RuleError as exc:
         raise InvalidRule(here, str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - a plugin bug fails this request only
+    except Exception as exc:  # a plugin bug fails this request only
         raise ConditionFailed.raised(here, entry.plugin, exc) from exc
-    expected = dict if hook == "compile" else list
     if not isinstance(result, expected):
         raise ConditionFailed(here, entry.plugin, f"returned a {type(result).__name__} from {hook}, "
                                                   f"not a {expected.__name__}")
@@ -236,7 +225,7 @@ def _call_plugin(registry: ConditionRegistry, kind: str, here: str, hook: str, v
         what = "" if hook == "compile" else "an observation with "
         raise ConditionFailed(here, entry.plugin, f"returned {what}{', '.join(sorted(forbidden))}, "
                                                   "which no condition may use")
-    misplaced = _misplaced_expr(result) if hook == "compile" and "$expr" in operators else None
+    misplaced = _misplaced_expr(result) if isinstance(result, dict) and "$expr" in operators else None
     if misplaced:
         raise ConditionFailed(here, entry.plugin, f"returned $expr under {misplaced}; the database accepts $expr "
                                                   "only at the top level of a query or inside $and/$or/$nor")
@@ -246,7 +235,7 @@ def _call_plugin(registry: ConditionRegistry, kind: str, here: str, hook: str, v
 LOGICAL_OPERATORS = frozenset({"$and", "$or", "$nor"})
 
 
-def _misplaced_expr(query: dict) -> str | None:
+def _misplaced_expr(query: Query) -> str | None:
     """What holds a ``$expr`` the database would refuse (``$elemMatch``, or
     "a field"), or None. ``$expr`` tests the whole document, so MongoDB parses
     it only in a query document reached from the top through ``$and`` /
@@ -265,10 +254,10 @@ def _misplaced_expr(query: dict) -> str | None:
     return None
 
 
-def _expr_holder(value, key: str) -> str | None:
+def _expr_holder(value: object, key: str) -> str | None:
     """The innermost field or operator (logical ones aside) holding a ``$expr``
     somewhere in ``value``, which ``key`` holds."""
-    stack = [(value, key)]
+    stack: list[tuple[object, str]] = [(value, key)]
     while stack:
         item, holder = stack.pop()
         if isinstance(item, dict):
@@ -280,23 +269,23 @@ def _expr_holder(value, key: str) -> str | None:
     return None
 
 
-def _observations(registry: ConditionRegistry, kind: str, here: str, value, ctx) -> tuple[Observation, ...]:
-    if registry[kind].condition.observe is None:
+def _observations(entry: RegisteredCondition, here: str, value: Node, ctx: CompileContext) -> tuple[Observation, ...]:
+    if entry.condition.observe is None:
         return ()
-    found = _call_plugin(registry, kind, here, "observe", value, ctx)
+    found = _call_plugin(entry, here, "observe", value, ctx, list)
     if not all(isinstance(o, Observation) for o in found):
-        raise ConditionFailed(here, registry[kind].plugin, "returned something not an Observation from observe")
+        raise ConditionFailed(here, entry.plugin, "returned something not an Observation from observe")
     return tuple(found)
 
 
-def _merge_fields(query: dict) -> dict:
+def _merge_fields(query: Query) -> Query:
     """``{$and: [{a: 1}, {b: 2}, {$or: ...}]}`` as ``{a: 1, b: 2, $and: [{$or: ...}]}``: the
     same condition, but with plain field predicates at the top level, where
     query planners (the embedded server's in particular) look for indexes."""
     if list(query) != ["$and"]:
         return query
-    merged: dict = {}
-    rest = []
+    merged: Query = {}
+    rest: list[Query] = []
     for clause in query["$and"]:
         if all(not k.startswith("$") and k not in merged for k in clause):
             merged.update(clause)
@@ -310,15 +299,7 @@ def _merge_fields(query: dict) -> dict:
 INDEX_FRIENDLY = frozenset({"$eq", "$in", "$all", "$gt", "$gte", "$lt", "$lte"})
 
 
-def indexed_fields(custom_fields: Mapping[str, str]) -> tuple[str, ...]:
-    """Contact fields with an index led by workspace_id, in the order the
-    leading $match prefers them: the fixed ones, then the paths of
-    ``custom_fields`` (key -> type; the workspace's fields declared indexed)."""
-    return INDEXED_CONTACT_FIELDS + tuple(p for key, kind in sorted(custom_fields.items())
-                                          for p in custom_field_paths(key, kind))
-
-
-def _index_first(match: dict, indexed: tuple[str, ...]) -> list[dict]:
+def _index_first(match: Query, indexed: tuple[str, ...]) -> list[Query]:
     """The leading $match, split so that its first stage is narrow: ``workspace_id``
     plus one indexed field with an index-friendly predicate when there is one,
     else ``workspace_id`` alone. The embedded server's planner only uses an index
@@ -338,7 +319,7 @@ def _index_first(match: dict, indexed: tuple[str, ...]) -> list[dict]:
     return [{"workspace_id": match["workspace_id"]}, {k: v for k, v in match.items() if k != "workspace_id"}]
 
 
-def _operators(value) -> set[str]:
+def _operators(value: object) -> set[str]:
     found: set[str] = set()
     stack = [value]
     while stack:
@@ -357,33 +338,25 @@ def _operators(value) -> set[str]:
     return found
 
 
-def validation_context(custom_fields: Mapping[str, str]) -> ValidationContext:
-    return ValidationContext(custom_fields=custom_fields, coerce=fieldtypes.coerce)
-
-
-def compile_context(custom_fields: Mapping[str, str], as_of: dt.datetime,
-                    newest_event_day: int | None = None) -> CompileContext:
-    return CompileContext(as_of=as_of, custom_fields=custom_fields, coerce=fieldtypes.coerce,
-                          newest_event_day=newest_event_day)
-
-
 @dataclass(frozen=True)
 class CompiledRule:
     """A rule compiled for one workspace at one ``asOf``: the pipelines that
-    count its members, page through them, and answer per node."""
+    count its members, page through them, and answer per node. ``indexed``:
+    the contact fields the leading ``$match`` may lead with, preferred first."""
 
     workspace_id: str
-    query: dict
+    query: Query
+    as_of: dt.datetime
     nodes: tuple[CompiledNode, ...] = ()
     indexed: tuple[str, ...] = INDEXED_CONTACT_FIELDS
 
-    def _per_node(self, first_match: dict) -> list[dict]:
+    def _per_node(self, first_match: Query) -> Pipeline:
         """One pass: each node's query counted in a ``$facet`` branch (keys n0, n1, ...)."""
         return [{"$match": first_match},
                 {"$facet": {f"n{i}": [{"$match": node.query}, {"$count": "count"}]
                             for i, node in enumerate(self.nodes)}}]
 
-    def probe_pipeline(self, nodes: Sequence[CompiledNode]) -> list[dict]:
+    def probe_pipeline(self, nodes: Sequence[CompiledNode]) -> Pipeline:
         """``nodes``' own queries on one contact of the workspace, each in a
         ``$facet`` branch: cheap whatever the rule, yet it fails as the whole
         pipeline did when one of these queries is what the database refuses.
@@ -393,10 +366,10 @@ class CompiledRule:
         return [{"$match": {"workspace_id": self.workspace_id}}, {"$limit": 1},
                 {"$facet": {f"n{i}": [{"$match": node.query}] for i, node in enumerate(nodes)}}]
 
-    def breakdown_pipeline(self) -> list[dict]:
+    def breakdown_pipeline(self) -> Pipeline:
         return self._per_node({"workspace_id": self.workspace_id})
 
-    def membership_pipeline(self, contact_key: str) -> list[dict]:
+    def membership_pipeline(self, contact_key: str) -> Pipeline:
         """Per-node matches for one contact, plus (facet ``values``) every
         observed value, keyed ``o<node>_<observation>``."""
         pipeline = self._per_node({"_id": contact_key, "workspace_id": self.workspace_id})  # a key lookup
@@ -406,7 +379,7 @@ class CompiledRule:
             pipeline[-1]["$facet"]["values"] = [{"$project": {"_id": 0, **values}}]
         return pipeline
 
-    def _match_stages(self, extra: dict | None = None) -> list[dict]:
+    def _match_stages(self, extra: Query | None = None) -> Pipeline:
         clauses = _conjuncts(self.query)  # so a condition's $expr clause leaves its group's plain ones in front
         plain = [c for c in clauses if "$expr" not in _operators(c)]
         costly = [c for c in clauses if "$expr" in _operators(c)]
@@ -416,14 +389,14 @@ class CompiledRule:
             stages.append({"$match": _and(costly)})
         return stages
 
-    def members_then(self, *stages: dict) -> list[dict]:
+    def members_then(self, *stages: Query) -> Pipeline:
         """The stages selecting the members, followed by ``stages``."""
         return [*self._match_stages(), *stages]
 
-    def count_pipeline(self) -> list[dict]:
+    def count_pipeline(self) -> Pipeline:
         return self.members_then({"$count": "count"})
 
-    def page_pipeline(self, after: str | None, first: int | None, with_stats: bool = True) -> list[dict]:
+    def page_pipeline(self, after: str | None, first: int | None, with_stats: bool = True) -> Pipeline:
         """Members ordered by contact id, after the id ``after``; one extra
         document tells whether there is a next page (``first`` None: all of
         them). Without ``with_stats`` the rollups (most of a contact
@@ -433,11 +406,49 @@ class CompiledRule:
         return [*self._match_stages(extra), {"$sort": {"id": 1}}, *limit,
                 {"$project": PAGE_PROJECTION if with_stats else PAGE_PROJECTION_WITHOUT_STATS}]
 
-    def ids_pipeline(self) -> list[dict]:
+    def ids_pipeline(self) -> Pipeline:
         """Every member's id, in id order."""
         return self.members_then({"$project": {"_id": 0, "id": 1}}, {"$sort": {"id": 1}})
 
 
-def extended_json(pipeline: list[dict]) -> list:
+def extended_json(pipeline: Pipeline) -> Pipeline:
     """The pipeline in MongoDB relaxed Extended JSON, pasteable into mongosh."""
-    return json.loads(json_util.dumps(pipeline, json_options=json_util.RELAXED_JSON_OPTIONS))
+    converted: Pipeline = json.loads(json_util.dumps(pipeline, json_options=json_util.RELAXED_JSON_OPTIONS))
+    return converted
+
+
+# -- the entry point -------------------------------------------------------------------
+
+def effective_as_of(as_of: dt.datetime | None) -> dt.datetime:
+    """The instant an argument names, in UTC (``None``: now); BadArgument
+    outside the supported range (server/instants.py)."""
+    if as_of is None:
+        return now()
+    try:
+        return instants.checked(as_of)
+    except instants.OutOfRange as exc:
+        raise BadArgument(str(exc)) from None
+
+
+def check(registry: ConditionRegistry, workspace: Workspace, rule: Rule) -> None:
+    """InvalidRule (or ConditionFailed) unless ``rule`` is well formed for the
+    workspace's declared custom fields: all that saving a rule needs."""
+    validate_rule(rule, registry, ValidationContext(custom_fields=workspace.custom_fields, coerce=fieldtypes.coerce))
+
+
+def compile_rule_for(registry: ConditionRegistry, workspace: Workspace, rule: Rule,
+                     as_of: dt.datetime | None, observe: bool = False) -> CompiledRule:
+    """``rule`` checked (as :func:`check`) and compiled for the workspace at
+    ``as_of`` (default now); with ``observe``, each condition node carries the
+    values its plugin observes (for explanations).
+
+    Everything it needs comes with ``workspace`` (declared custom fields, the
+    day of the newest event, the indexed paths), which a request has from the
+    read that checked its key: no database, nothing to wait for."""
+    check(registry, workspace, rule)
+    at = effective_as_of(as_of)
+    context = CompileContext(as_of=at, custom_fields=workspace.custom_fields, coerce=fieldtypes.coerce,
+                             newest_event_day=workspace.newest_event_day)
+    nodes: list[CompiledNode] = []
+    query = compile_rule(rule, registry, context, nodes=nodes, observe=observe)
+    return CompiledRule(workspace.id, query, at, tuple(nodes), workspace.indexed_paths)

@@ -12,8 +12,9 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import bson
 from bson import ObjectId
@@ -22,10 +23,12 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from segmentql.plugins.contact import UTC
+
 from . import deadline, paths
+from .errors import Conflict, LimitExceeded, NotFound
 from .rollups import ROLLUP_LAYOUT
 
-UTC = dt.timezone.utc
 log = logging.getLogger("segmentql")
 DUPLICATE_KEY = 11000
 
@@ -80,8 +83,10 @@ MAX_CONTACT_INDEXES = 64
 # shard (hashed ``_id``), yet each command names its workspace and document
 # keys, so it goes only where they live. Events are kept with their contact
 # (the rollup refresh reads a contact's events together).
-SHARD_KEYS = {"contacts": {"workspace_id": ASCENDING, "_id": "hashed"},
-              "events": {"workspace_id": ASCENDING, "contact_id": "hashed"}}
+SHARD_KEYS: dict[str, dict[str, int | str]] = {
+    "contacts": {"workspace_id": ASCENDING, "_id": "hashed"},
+    "events": {"workspace_id": ASCENDING, "contact_id": "hashed"},
+}
 CANNOT_CREATE_INDEX = 67
 # Values one ``$in`` names at most. A real MongoDB answers thousands in one
 # round trip. The embedded server's ``$in`` grows quadratically (1,000 keys
@@ -103,12 +108,16 @@ def custom_field_paths(key: str, field_type: str) -> tuple[str, ...]:
     return (f"custom.{key}",) + ((f"dateParts.{key}.md",) if field_type == "DATE" else ())
 
 
-async def _decoded_batches(cursor, codec_options: CodecOptions) -> AsyncIterator[list[dict]]:
+async def _decoded_batches(cursor, codec_options: CodecOptions) -> AsyncGenerator[list[dict], None]:
     """A cursor of raw BSON documents as batches of dicts, decoded in a worker
     thread: the events of hundreds of contacts take a noticeable time to
     decode, which would hold up every other request on the event loop."""
     while batch := await cursor.to_list(DECODE_BATCH):
-        yield await asyncio.to_thread(lambda raw=batch: [bson.decode(d.raw, codec_options) for d in raw])
+        yield await asyncio.to_thread(_decoded, batch, codec_options)
+
+
+def _decoded(batch: list[RawBSONDocument], codec_options: CodecOptions) -> list[dict]:
+    return [bson.decode(d.raw, codec_options) for d in batch]
 
 
 def custom_index_name(workspace_id: str, path: str) -> str:
@@ -136,14 +145,6 @@ def new_key() -> str:
 def now() -> dt.datetime:
     current = dt.datetime.now(UTC)
     return current.replace(microsecond=current.microsecond // 1000 * 1000)
-
-
-class WorkspaceExists(ValueError):
-    pass
-
-
-class IndexBudgetExceeded(ValueError):
-    """An index asked for would pass a workspace's or the collection's budget."""
 
 
 @dataclass(frozen=True)
@@ -180,17 +181,20 @@ class Workspace:
         return {key: spec["type"] for key, spec in self.fields.items()}
 
     @property
-    def indexed_custom_fields(self) -> dict[str, str]:
-        """key -> type of the custom fields declared ``indexed``."""
-        return {key: spec["type"] for key, spec in self.fields.items() if spec.get("indexed")}
+    def indexed_paths(self) -> tuple[str, ...]:
+        """Contact fields with an index led by workspace_id, in the order the
+        compiler's leading $match prefers them: the fixed ones, then the paths
+        of the custom fields declared ``indexed``."""
+        return INDEXED_CONTACT_FIELDS + tuple(path for key, spec in sorted(self.fields.items()) if spec.get("indexed")
+                                              for path in custom_field_paths(key, spec["type"]))
 
 
 class Database:
     """Typed access to segmentql's collections in one MongoDB database."""
 
     def __init__(self, uri: str, name: str, max_time_ms: int):
-        self.client = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=5000,
-                                       appname="segmentql")
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="segmentql")
         self.db = self.client[name]
         self.max_time_ms = max_time_ms
         self._in_limit: int | None = None
@@ -203,7 +207,6 @@ class Database:
         await self.client.admin.command("ping")
 
     async def ensure_indexes(self) -> None:
-        await self._move_field_declarations()
         for collection, models in INDEXES.items():
             await self.db[collection].create_indexes(models)
         await self._ensure_shard_key_indexes()
@@ -213,7 +216,7 @@ class Database:
                 if spec.get("indexed"):
                     try:
                         await self.ensure_custom_field_indexes(doc["_id"], key, spec["type"])
-                    except IndexBudgetExceeded as exc:
+                    except LimitExceeded as exc:
                         log.warning("workspace %s: custom field %r stays unindexed: %s", doc["_id"], key, exc)
 
     async def _ensure_shard_key_indexes(self) -> None:
@@ -238,16 +241,6 @@ class Database:
                     path.startswith(("custom.", "dateParts.")) for path in spec["key"]):
                 await self.db.contacts.drop_index(spec["name"])
 
-    async def _move_field_declarations(self) -> None:
-        """Custom field declarations were documents of a ``fields`` collection
-        before they moved into their workspace's document; move any left there
-        (each is written before the collection is dropped, so a start-up that
-        dies half-way loses nothing and the next one finishes)."""
-        async for decl in self.db.fields.find({}):
-            await self.insert_custom_field(decl["workspace_id"], decl["key"], decl["type"],
-                                           bool(decl.get("indexed")), decl.get("createdAt"))
-        await self.db.drop_collection("fields")
-
     async def ensure_custom_field_indexes(self, workspace_id: str, key: str, field_type: str,
                                           check_only: bool = False) -> None:
         """Index a declared custom field's paths for one workspace (idempotent).
@@ -255,7 +248,7 @@ class Database:
         Each index is partial, on the workspace's own contacts only: how one
         workspace uses a key (a list in a MULTI_SELECT makes an index multikey,
         which costs range rules their two-sided bounds) never changes the index
-        another workspace's rules use. Raises :class:`IndexBudgetExceeded`,
+        another workspace's rules use. Raises :class:`LimitExceeded`,
         before creating anything, when the workspace already has
         MAX_INDEXED_PATHS_PER_WORKSPACE such indexes or the collection would
         pass MongoDB's limit; ``check_only`` checks that and creates nothing."""
@@ -264,12 +257,12 @@ class Database:
         own = [n for n in names if n.startswith(custom_index_name(workspace_id, ""))]
         missing = [p for p in custom_field_paths(key, field_type) if custom_index_name(workspace_id, p) not in names]
         if len(own) + len(missing) > MAX_INDEXED_PATHS_PER_WORKSPACE:
-            raise IndexBudgetExceeded(
+            raise LimitExceeded(
                 f"a workspace may have at most {MAX_INDEXED_PATHS_PER_WORKSPACE} indexed custom field paths (a DATE "
                 f"field takes two); this one has {len(own)}: declare {key!r} without `indexed`")
         if len(names) + len(missing) > MAX_CONTACT_INDEXES:
-            raise IndexBudgetExceeded(f"the contacts collection has no index left for {key!r} "
-                                      f"(MongoDB allows {MAX_CONTACT_INDEXES}); declare it without `indexed`")
+            raise LimitExceeded(f"the contacts collection has no index left for {key!r} "
+                                f"(MongoDB allows {MAX_CONTACT_INDEXES}); declare it without `indexed`")
         if not check_only and missing:
             await self.db.contacts.create_indexes([
                 IndexModel([("workspace_id", ASCENDING), (path, ASCENDING)], name=custom_index_name(workspace_id, path),
@@ -284,7 +277,7 @@ class Database:
         try:
             await self.db.workspaces.insert_one(doc)
         except DuplicateKeyError:
-            raise WorkspaceExists(f"workspace {name!r} already exists") from None
+            raise Conflict(f"workspace {name!r} already exists") from None
         return doc, key
 
     async def add_workspace_key(self, name: str) -> str | None:
@@ -319,7 +312,7 @@ class Database:
     async def workspace(self, workspace_id: str) -> Workspace:
         doc = await self.db.workspaces.find_one({"_id": workspace_id}, {"keys": 0})
         if doc is None:
-            raise LookupError(f"no workspace with id {workspace_id!r}")
+            raise NotFound(f"no workspace with id {workspace_id!r}")
         return Workspace.from_document(doc)
 
     # -- custom fields ----------------------------------------------------
@@ -327,13 +320,12 @@ class Database:
     async def custom_fields(self, workspace_id: str) -> dict[str, str]:
         return (await self.workspace(workspace_id)).custom_fields
 
-    async def insert_custom_field(self, workspace_id: str, key: str, field_type: str, indexed: bool,
-                                  created_at: dt.datetime | None = None) -> bool:
+    async def insert_custom_field(self, workspace_id: str, key: str, field_type: str, indexed: bool) -> bool:
         """False when the key is already declared (with whatever type). Keys
         match ^[a-z][a-z0-9_]{0,63}$, so they are safe as field names."""
         result = await self.db.workspaces.update_one(
             {"_id": workspace_id, f"fields.{key}": {"$exists": False}},
-            {"$set": {f"fields.{key}": {"type": field_type, "indexed": indexed, "createdAt": created_at or now()}}})
+            {"$set": {f"fields.{key}": {"type": field_type, "indexed": indexed, "createdAt": now()}}})
         return result.modified_count == 1
 
     async def mark_custom_field_indexed(self, workspace_id: str, key: str) -> None:
@@ -549,7 +541,7 @@ class Database:
     # segment's ``revisions`` list; they are moved out when first asked for.
 
     SEGMENT_REVISIONS_KEPT = 100
-    WITHOUT_REVISIONS = {"_id": 0, "revisions": 0}
+    WITHOUT_REVISIONS: ClassVar[Mapping[str, int]] = {"_id": 0, "revisions": 0}
 
     async def insert_segment(self, doc: dict) -> None:
         await self.db.segments.insert_one(dict(doc))
@@ -668,7 +660,7 @@ class Database:
         return [s async for s in cursor.sort([("takenAt", -1), ("id", -1)])]
 
     async def snapshot_chunks(self, workspace_id: str, snapshot_id: str, after: str | None = None
-                              ) -> AsyncIterator[list[str]]:
+                              ) -> AsyncGenerator[list[str], None]:
         """The member ids chunk by chunk, in id order (a chunk holds a run of
         the sorted ids), one chunk read at a time. With ``after``, from the
         chunk holding the first id after it: the last chunk whose first id is
@@ -722,7 +714,7 @@ class Database:
             finally:
                 await cursor.close()
 
-    async def stream_contacts(self, pipeline: list[dict]) -> AsyncIterator[dict]:
+    async def stream_contacts(self, pipeline: list[dict]) -> AsyncGenerator[dict, None]:
         """The pipeline's documents one by one, for readers that may stop early.
         Each batch is read in the request's turn and within its deadline
         (:mod:`.deadline`); the reader handles it outside the turn."""

@@ -15,6 +15,7 @@ user ends, SIGKILL included. The last user to leave in order stops it at once
 and waits, so a ``serve`` that exits leaves nothing running.
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -24,7 +25,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -59,7 +62,9 @@ def uri_for_port(port: int) -> str:
 
 
 def ping(uri: str, timeout_s: float = 1.0) -> bool:
-    client = MongoClient(uri, serverSelectionTimeoutMS=int(timeout_s * 1000), connectTimeoutMS=int(timeout_s * 1000))
+    timeout_ms = int(timeout_s * 1000)
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms,
+                                                      connectTimeoutMS=timeout_ms)
     try:
         client.admin.command("ping")
         return True
@@ -69,17 +74,15 @@ def ping(uri: str, timeout_s: float = 1.0) -> bool:
         client.close()
 
 
-class _FileLock:
-    def __init__(self, path: Path, mode: int):
-        self.path, self.mode, self.fd = path, mode, None
-
-    def __enter__(self):
-        self.fd = open_lock(self.path)
-        fcntl.flock(self.fd, self.mode)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
+@contextlib.contextmanager
+def _file_lock(path: Path, mode: int) -> Iterator[None]:
+    """``path`` locked with ``mode`` for the block; closing the file releases it."""
+    fd = open_lock(path)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
 
 
 class EmbeddedServer:
@@ -111,7 +114,7 @@ class EmbeddedServer:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EmbeddedServerError(f"cannot create data dir {self.data_dir}: {exc.strerror}") from None
-        with _FileLock(self.data_dir / START_LOCK, fcntl.LOCK_EX):
+        with _file_lock(self.data_dir / START_LOCK, fcntl.LOCK_EX):
             # A user before the server exists: a watchdog never sees "no users" before its first one.
             users_fd = open_lock(self.data_dir / USERS_LOCK)
             fcntl.flock(users_fd, fcntl.LOCK_SH)
@@ -154,7 +157,7 @@ class EmbeddedServer:
     def stop(self) -> None:
         if self._users_fd is None:
             return
-        with _FileLock(self.data_dir / START_LOCK, fcntl.LOCK_EX):
+        with _file_lock(self.data_dir / START_LOCK, fcntl.LOCK_EX):
             fcntl.flock(self._users_fd, fcntl.LOCK_UN)
             last_user = try_lock(self._users_fd, fcntl.LOCK_EX)
             os.close(self._users_fd)
@@ -202,10 +205,8 @@ class EmbeddedServer:
                 pid = os.pread(fd, 20, 0).decode()  # empty for the moment a new watchdog takes to write it
                 if pid and (pid, sig) != signalled:
                     signalled = (pid, sig)
-                    try:
+                    with contextlib.suppress(ProcessLookupError):  # it has just ended
                         os.kill(int(pid), sig)
-                    except ProcessLookupError:
-                        pass
                 time.sleep(0.05)
         finally:
             os.close(fd)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ingest
-from .database import Database, IndexBudgetExceeded
+from .database import Database
+from .errors import Conflict, LimitExceeded
+
 
 @dataclass
 class _Pending:
@@ -144,7 +146,7 @@ async def import_directory(db: Database, workspace_id: str, directory: Path, bat
             try:
                 created = await ingest.define_custom_field(db, workspace_id, spec["key"], spec["type"],
                                                            spec.get("indexed", False))
-            except (ingest.FieldDefinitionError, IndexBudgetExceeded) as exc:
+            except (Conflict, LimitExceeded) as exc:
                 report.problems.append(f"{directory / 'fields.json'}: {exc}")
                 continue
             result.accepted += created

@@ -29,13 +29,15 @@ from importlib import resources
 
 import bson
 
+from segmentql.plugins.contact import DEVICES, day_number
+
 from . import fieldtypes, paths
 from .database import ContactWrite, Database, now
-from .rollups import UnusableData, compute_stats, day_number, empty_stats
+from .errors import Conflict
+from .rollups import UnusableData, compute_stats, empty_stats
 
 log = logging.getLogger("segmentql")
 EVENT_TYPES = ("SENT", "OPEN", "CLICK", "CONVERSION")
-DEVICES = ("MOBILE", "DESKTOP", "TABLET")
 ROLLUP_CHUNK = 500
 MAX_ID_LENGTH = 256
 # A contact's own fields (all but its rollups) may take this much BSON: with
@@ -155,10 +157,6 @@ def _checked_item(item, what: str) -> dict:
 
 # -- custom fields ----------------------------------------------------------
 
-class FieldDefinitionError(ValueError):
-    pass
-
-
 async def define_custom_field(db: Database, workspace_id: str, key: str, field_type: str,
                               indexed: bool = False) -> bool:
     """Declare a custom field; True when it is new, False when it already exists
@@ -170,18 +168,18 @@ async def define_custom_field(db: Database, workspace_id: str, key: str, field_t
     on every contact write, rollup updates included, whether or not the
     field changed: index the fields segments filter on, not all of them."""
     if not isinstance(key, str) or not fieldtypes.FIELD_KEY.fullmatch(key):
-        raise FieldDefinitionError(f"custom field key {key!r} must match ^[a-z][a-z0-9_]{{0,63}}$")
+        raise Conflict(f"custom field key {key!r} must match ^[a-z][a-z0-9_]{{0,63}}$")
     if field_type not in fieldtypes.FIELD_TYPES:
-        raise FieldDefinitionError(f"custom field type {field_type!r} is not one of {', '.join(fieldtypes.FIELD_TYPES)}")
+        raise Conflict(f"custom field type {field_type!r} is not one of {', '.join(fieldtypes.FIELD_TYPES)}")
     existing = (await db.custom_fields(workspace_id)).get(key)
     if existing not in (None, field_type):
-        raise FieldDefinitionError(
+        raise Conflict(
             f"custom field {key!r} is already declared as {existing}; it cannot become {field_type}")
     if indexed:  # refused before anything is written when the index budget is spent
         await db.ensure_custom_field_indexes(workspace_id, key, field_type, check_only=True)
     created = await db.insert_custom_field(workspace_id, key, field_type, indexed=False)
     if not created and (await db.custom_fields(workspace_id))[key] != field_type:  # declared meanwhile
-        raise FieldDefinitionError(f"custom field {key!r} is already declared with another type")
+        raise Conflict(f"custom field {key!r} is already declared with another type")
     if indexed:  # marked once the index exists: only then may rules lead with it
         await db.ensure_custom_field_indexes(workspace_id, key, field_type)
         await db.mark_custom_field_indexed(workspace_id, key)
@@ -192,7 +190,8 @@ async def define_custom_field(db: Database, workspace_id: str, key: str, field_t
 
 # A contact created by a change starts with these fields; a change then sets
 # or unsets only the paths its input gives.
-CONTACT_DEFAULTS = {"country": None, "timezone": None, "tags": [], "leadScore": None, "custom": {}, "dateParts": {}}
+CONTACT_DEFAULTS: Mapping[str, object] = {"country": None, "timezone": None, "tags": [], "leadScore": None,
+                                          "custom": {}, "dateParts": {}}
 CONTACT_FIELDS = ("email", *CONTACT_DEFAULTS)
 _UNKNOWN_ZONE = object()  # the zone of rollups that predate ``stats.timezone``
 
@@ -382,7 +381,7 @@ async def upsert_campaigns(db: Database, workspace_id: str, items: list) -> Inge
     died) is completed by any later upsert of the campaign, changed or not."""
     result = IngestResult()
     by_id = await db.campaigns_by(workspace_id, "id", {i for i in map(_item_id, items) if i})
-    names = {item.get("name") for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)
+    names = {item["name"] for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)
              and _is_unicode(item["name"])}
     owner_of_name = {name: c["id"] for name, c in (await db.campaigns_by(workspace_id, "name", names)).items()}
     to_write: dict[str, dict] = {}

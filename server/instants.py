@@ -12,7 +12,8 @@ arithmetic of rollups and conditions stay far from the limits.
 
 import datetime as dt
 
-UTC = dt.timezone.utc
+from segmentql.plugins.contact import UTC
+
 EARLIEST = dt.datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = dt.datetime(9000, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 RANGE = "1900-01-01 to 9000-12-31"

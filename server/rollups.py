@@ -8,43 +8,13 @@ that computes it, :func:`compute_stats`, used by ingestion and by
 ``segmentql rebuild-rollups`` alike, so a rebuilt rollup is the same by
 construction.
 
-The ``stats`` sub-document::
-
-    events            every raw event of the contact (SENT included); it only
-                      grows, which makes it the guard against stale writes
-    sends, opens, clicks, conversions      totals over all stored events
-    opensByDevice     {"MOBILE": n, "DESKTOP": n, "TABLET": n}
-    activity          daily buckets of engagement, newest day first, one per UTC
-                      day with an OPEN, CLICK or CONVERSION. Counts are
-                      *suffix sums* per series (METRIC_SERIES, DEVICE_SERIES): ``opensSince`` is
-                      the number of opens on that day or later, so the count of
-                      any window of days is one subtraction
-                      (:func:`window_count_expression`).
-    eventDays         per series, the UTC day of each of the newest DAYS_KEPT
-                      events, newest first, a day repeated once per event. "At
-                      least k opens on days >= L" is then the one comparison
-                      {"stats.eventDays.opens.<k-1>": {$gte: L}}
-                      (:func:`at_least_since`): the matcher reads one array
-                      element instead of testing bucket after bucket.
-    lastEngagedDay    day number of the newest bucket (None without engagement)
-    lastOpenAt, lastClickAt, lastConversionAt, lastActivityAt   datetimes
-    lastOpenDevice    device of the latest OPEN (ties: greatest event id)
-    openHours         24 counts of opens by hour, in the contact's timezone
-    openWeekdays      7 counts of opens by ISO weekday (Monday first)
-    topOpenHour       most common hour (ties: earliest), None without opens
-    topOpenWeekday    most common ISO weekday 1-7 (ties: earliest)
-    campaigns         one summary per campaign the contact has events for:
-                      {id, name, sentAt, received, opens, clicks, urls,
-                      urlsDropped, latest}
-                      ``urls``: distinct clicked urls, Unicode lower-cased, in
-                      the order of their first click (time, then event id);
-                      ``latest``: the received campaign with the newest sentAt
-                      (ties: greatest id)
-    timezone          the time zone the rollup was computed in (null: UTC), so
-                      a write that changed the contact's zone and died before
-                      its refresh is completed by a retry (ingest)
-    campaignsDropped  summaries left out by the size bounds below (0 normally)
-    activityDaysMerged  days of ``activity`` merged by the bounds below
+The layout of ``stats`` (what each field means, and the helpers conditions
+query it with) is the contact contract, :mod:`segmentql.plugins.contact`;
+this module imports its constants from there. Two fields serve the service
+itself: ``stats.events`` only grows, which makes it the guard against stale
+writes, and ``stats.timezone`` records the zone the rollup was computed in, so
+a write that changed the contact's zone and died before its refresh is
+completed by a retry (ingest).
 
 Size bounds. A contact document may not pass 16 MB, and an event stream can
 be anything, so every part of ``stats`` that grows with the events is bounded
@@ -65,26 +35,17 @@ be anything, so every part of ``stats`` that grows with the events is bounded
   engagement) buckets. Beyond that the oldest kept bucket also counts every
   older event, so a window that starts on or before its day counts them too;
   windows starting later are exact, and so is ``eventDays``.
-
-Day numbers count UTC calendar days since 1970-01-01.
 """
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
+from segmentql.plugins.contact import DAYS_KEPT, DEVICE_SERIES, DEVICES, METRIC_SERIES, UTC, day_number
+
 from .instants import RANGE, OutOfRange, checked
 
-UTC = dt.timezone.utc
-EPOCH = dt.date(1970, 1, 1)
-DEVICES = ("MOBILE", "DESKTOP", "TABLET")
 ENGAGEMENT_TYPES = {"OPEN": "opens", "CLICK": "clicks", "CONVERSION": "conversions"}
-# The engagement series a window rule can count: each metric, and opens on each device.
-METRIC_SERIES = {"OPENS": "opens", "CLICKS": "clicks", "CONVERSIONS": "conversions"}
-DEVICE_SERIES = {d: f"opens{d.capitalize()}" for d in DEVICES}
-# How many newest event days ``eventDays`` keeps per series: "at least k" with
-# a larger k reads the buckets instead.
-DAYS_KEPT = 100
 # The size bounds of the parts that grow (see the module docstring).
 URLS_PER_CAMPAIGN = 100
 URL_BYTES_KEPT = 2 * 2**20
@@ -94,48 +55,10 @@ ACTIVITY_DAYS_KEPT = 10_000
 # (type bytes, keys, lengths), counted against the budgets above.
 _URL_OVERHEAD = 16
 _SUMMARY_OVERHEAD = 160
-_NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)  # sorts summaries without a sentAt last
+_NEVER = dt.datetime.min.replace(tzinfo=UTC)  # sorts summaries without a sentAt last
 # The shape of ``stats``: bumped whenever compute_stats' output changes, so a
 # service starting on older rollups rebuilds them (ingest.upgrade_rollups).
 ROLLUP_LAYOUT = 3
-
-
-def at_least_since(series: str, k: int, first_day: int) -> dict:
-    """Query: at least ``k`` (>= 1) events of ``series`` on days >= ``first_day``
-    (later days included). The k-th newest event's day when it is kept, else
-    the bucket whose suffix sum covers the window."""
-    if k <= DAYS_KEPT:
-        return {f"stats.eventDays.{series}.{k - 1}": {"$gte": first_day}}
-    return {"stats.activity": {"$elemMatch": {"day": {"$gte": first_day}, f"{series}Since": {"$gte": k}}}}
-
-
-def window_count_expression(series: str, first_day: int, last_day: int) -> dict:
-    """Aggregation expression over a contact document: its events of ``series``
-    on days ``first_day..last_day``, from the suffix sums of ``stats.activity``
-    as S(first_day) - S(last_day + 1), where S(d) is the suffix sum of the
-    oldest bucket on or after day d (0 when there is none). Conditions,
-    explanations and segment analytics all count windows with it."""
-    def suffix(day: int) -> dict:
-        return {"$ifNull": [{"$max": {"$map": {
-            "input": {"$filter": {"input": {"$ifNull": ["$stats.activity", []]}, "as": "b",
-                                  "cond": {"$gte": ["$$b.day", day]}}},
-            "as": "b", "in": f"$$b.{series}Since"}}}, 0]}
-    return {"$subtract": [suffix(first_day), suffix(last_day + 1)]}
-
-
-def day_number(when: dt.datetime | dt.date) -> int:
-    if isinstance(when, dt.datetime):
-        when = as_utc(when).date()
-    return (when - EPOCH).days
-
-
-def day_start(day: int) -> dt.datetime:
-    return dt.datetime.combine(EPOCH + dt.timedelta(days=day), dt.time(), UTC)
-
-
-def as_utc(when: dt.datetime) -> dt.datetime:
-    """Stored datetimes come back naive (UTC) from the driver; inputs may carry any offset."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def empty_stats() -> dict:
@@ -271,7 +194,8 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
         bucket = per_day.setdefault(day_number(at), dict.fromkeys(
             ("opens", "clicks", "conversions", *DEVICES), 0))
         bucket[metric] += 1
-        if last[kind] is None or at > last[kind]:
+        previous = last[kind]
+        if previous is None or at > previous:
             last[kind] = at
         if kind == "OPEN":
             device = ev.get("device")
@@ -290,7 +214,7 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
             summary["clicks"] += 1
             url = ev.get("url")
             if url:
-                first = clicked.setdefault(campaign_id, {})
+                first = clicked.setdefault(summary["id"], {})
                 lowered, key = url.lower(), (at, str(ev.get("id")))
                 if lowered not in first or key < first[lowered]:
                     first[lowered] = key
@@ -300,8 +224,8 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
     running = dict.fromkeys(series_of.values(), 0)
     event_days: dict[str, list[int]] = {series: [] for series in series_of.values()}
     for day in sorted(per_day, reverse=True):
-        for key, n in per_day[day].items():
-            series = series_of[key]
+        for bucket_key, n in per_day[day].items():
+            series = series_of[bucket_key]
             running[series] += n
             days = event_days[series]
             days.extend([day] * min(n, DAYS_KEPT - len(days)))

@@ -4,65 +4,31 @@ Resolvers call these; they hold no GraphQL types, so the CLI, the benchmarks
 and the tests use the same code paths as the API.
 """
 
-import base64
-import binascii
 import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
 
 from segmentql.plugins.api import Observation
+from segmentql.plugins.registry import ConditionRegistry
 
-from . import instants
-from .compiler import CompiledNode, CompiledRule, ConditionFailed, InvalidRule, compile_context, compile_rule, \
-    indexed_fields, validate_rule, validation_context
+from .compiler import CompiledNode, CompiledRule, check
 from .database import Database, Workspace, doc_key, now
-from .registry import ConditionRegistry
-
-
-class NotFound(LookupError):
-    """The thing asked for does not exist in this workspace."""
-
-
-class BadArgument(ValueError):
-    """An argument outside what the field accepts; the message names it."""
+from .errors import BadArgument, ConditionFailed, InvalidRule, NotFound
 
 
 @dataclass
 class Page:
+    """A page of contacts, and whether more follow. Every page is read with
+    one item more than it shows, so a page of 0 items still tells whether
+    there are any (``snapshots.IdPage`` too)."""
+
     contacts: list[dict]
     has_next: bool
-
-
-def effective_as_of(as_of: dt.datetime | None) -> dt.datetime:
-    """``as_of`` in UTC (default now); BadArgument outside the supported range (server/instants.py)."""
-    if as_of is None:
-        return now()
-    try:
-        return instants.checked(as_of)
-    except instants.OutOfRange as exc:
-        raise BadArgument(str(exc)) from None
-
-
-def check_rule(registry: ConditionRegistry, workspace: Workspace, rule: dict) -> None:
-    validate_rule(rule, registry, validation_context(workspace.custom_fields))
-
-
-async def compile_for(db: Database, registry: ConditionRegistry, workspace: Workspace, rule: dict,
-                      as_of: dt.datetime | None, observe: bool = False) -> CompiledRule:
-    """Validate and compile ``rule`` for the workspace at ``as_of`` (default
-    now); with ``observe``, with the values each condition looks at. The
-    workspace's facts (custom fields, newest event day) come with it: a request
-    has them from the read that checked its key."""
-    check_rule(registry, workspace, rule)
-    context = compile_context(workspace.custom_fields, effective_as_of(as_of), workspace.newest_event_day)
-    nodes: list[CompiledNode] = []
-    query = compile_rule(rule, registry, context, nodes=nodes, observe=observe)
-    return CompiledRule(workspace.id, query, tuple(nodes), indexed_fields(workspace.indexed_custom_fields))
 
 
 # -- running a compiled rule ---------------------------------------------------------
@@ -116,6 +82,7 @@ async def _culprit(db: Database, compiled: CompiledRule, error: OperationFailure
     if refusal is None:
         return None
     node = suspects[0]
+    assert node.plugin is not None  # every suspect is a condition
     return ConditionFailed(node.path, node.plugin, f"returned a query the database refuses: {_refusal(refusal)}")
 
 
@@ -136,7 +103,7 @@ async def aggregate(db: Database, compiled: CompiledRule, pipeline: list[dict]) 
         return await db.aggregate_contacts(pipeline)
 
 
-async def stream(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> AsyncIterator[dict]:
+async def stream(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> AsyncGenerator[dict, None]:
     """The documents of ``pipeline`` (one of ``compiled``'s) one by one, for readers that may stop early."""
     async with _blaming(db, compiled):
         async for doc in db.stream_contacts(pipeline):
@@ -180,34 +147,9 @@ async def membership(db: Database, compiled: CompiledRule, contact_id: str) -> l
             for i, (node, count) in enumerate(_node_counts(compiled, result))]
 
 
-def encode_cursor(kind: str, value: str) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
-
-
-def decode_cursor(kind: str, cursor: str) -> str:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadArgument(f"`after` is not a cursor returned by this API: {cursor[:40]!r}") from None
-    prefix, _, value = text.partition(":")
-    if prefix != kind or not value:
-        raise BadArgument(f"`after` is not a {kind} cursor returned by this API")
-    return value
-
-
-def page_size(first: int | None, default: int, maximum: int) -> int:
-    """The page size ``first`` asks for. 0 is a page of no items whose
-    ``hasNextPage`` still tells whether there are any: every connection reads
-    one item more than its page for that (``Page``, ``snapshots.IdPage``)."""
-    size = default if first is None else first
-    if not 0 <= size <= maximum:
-        raise BadArgument(f"`first` must be between 0 and {maximum}, got {size}")
-    return size
-
-
-async def members(db: Database, compiled: CompiledRule, first: int, after: str | None,
+async def members(db: Database, compiled: CompiledRule, first: int, after_id: str | None,
                   with_stats: bool = True) -> Page:
-    after_id = decode_cursor("contact", after) if after else None
+    """The ``first`` members after the contact id ``after_id``, in id order."""
     docs = await aggregate(db, compiled, compiled.page_pipeline(after_id, first, with_stats))
     return Page(docs[:first], len(docs) > first)
 
@@ -234,7 +176,7 @@ def check_saved_rule(registry: ConditionRegistry, workspace: Workspace, rule: di
     if size > MAX_SAVED_RULE_BYTES:
         raise InvalidRule("", f"a saved segment's rule may take at most {MAX_SAVED_RULE_BYTES:,} bytes as JSON; "
                               f"this one takes {size:,}")
-    check_rule(registry, workspace, rule)
+    check(registry, workspace, rule)
 
 
 async def create_segment(db: Database, registry: ConditionRegistry, workspace: Workspace, name: str,
@@ -248,11 +190,20 @@ async def create_segment(db: Database, registry: ConditionRegistry, workspace: W
     return doc
 
 
+async def find_segment(db: Database, workspace_id: str, segment_id: str) -> dict | None:
+    return await db.segment(workspace_id, segment_id)
+
+
 async def get_segment(db: Database, workspace_id: str, segment_id: str) -> dict:
-    doc = await db.segment(workspace_id, segment_id)
+    doc = await find_segment(db, workspace_id, segment_id)
     if doc is None:
         raise NotFound(f"no segment with id {segment_id!r} in this workspace")
     return doc
+
+
+async def revisions(db: Database, workspace_id: str, segment_id: str) -> list[dict]:
+    """The segment's earlier versions ({name, rule, savedAt}), oldest first."""
+    return await db.segment_revisions(workspace_id, segment_id)
 
 
 async def update_segment(db: Database, registry: ConditionRegistry, workspace: Workspace, segment_id: str,
@@ -280,19 +231,9 @@ async def delete_segment(db: Database, workspace_id: str, segment_id: str) -> bo
     return await db.delete_segment(workspace_id, segment_id)
 
 
-async def list_segments(db: Database, workspace_id: str, first: int, after: str | None) -> tuple[list[dict], bool]:
-    position = None
-    if after:
-        created, _, sid = decode_cursor("segment", after).partition("|")
-        try:
-            position = (dt.datetime.fromisoformat(created), sid)
-        except ValueError:
-            raise BadArgument("`after` is not a segment cursor returned by this API") from None
-    docs = await db.segments_page(workspace_id, position, first + 1)
+async def list_segments(db: Database, workspace_id: str, first: int, after: tuple[dt.datetime, str] | None
+                        ) -> tuple[list[dict], bool]:
+    """The ``first`` segments newest first after the position ``after``
+    ((createdAt, id) of the last one seen), and whether more follow."""
+    docs = await db.segments_page(workspace_id, after, first + 1)
     return docs[:first], len(docs) > first
-
-
-def segment_cursor(doc: dict) -> str:
-    created = doc["createdAt"]
-    created = created.replace(tzinfo=dt.timezone.utc) if created.tzinfo is None else created
-    return encode_cursor("segment", f"{created.isoformat()}|{doc['id']}")

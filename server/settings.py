@@ -11,6 +11,7 @@ naming the variable and its range instead of failing every query later
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 # Characters MongoDB does not allow in a database name (on any platform).
 DATABASE_NAME_FORBIDDEN = frozenset('/\\. "$*<>:|?\0')
@@ -49,15 +50,14 @@ BOUNDS = {
 }
 
 
-def _int_env(field_name: str) -> int | None:
-    bound = BOUNDS[field_name]
-    raw = os.environ.get(bound.env)
+def _int_env(field_name: str, var: str) -> int | None:
+    raw = os.environ.get(var)
     if raw is None or raw.strip() == "":
         return None
     try:
         return int(raw)
     except ValueError:
-        raise SettingsError(f"{bound.describe(field_name)}, got {raw!r}") from None
+        raise SettingsError(f"{BOUNDS[field_name].describe(field_name)}, got {raw!r}") from None
 
 
 def _names(var: str) -> tuple[str, ...] | None:
@@ -109,11 +109,12 @@ class Settings:
     def from_env(cls, **overrides) -> "Settings":
         """Settings from the environment (a number unset or empty takes its
         default), then ``overrides`` that are not None; raises :class:`SettingsError`."""
-        values = dict(
+        # Field name -> value of any field's type: __post_init__ checks each.
+        values: dict[str, Any] = dict(
             mongodb_uri=os.environ.get("MONGODB_URI", ""),
             database=os.environ.get("SEGMENTQL_DATABASE", "segmentql"),
             data_dir=Path(os.environ.get("SEGMENTQL_DATA_DIR", "segmentql-data")),
-            **{name: _int_env(name) for name, bound in BOUNDS.items() if bound.env},
+            **{name: _int_env(name, bound.env) for name, bound in BOUNDS.items() if bound.env},
             plugin_allow=_names("SEGMENTQL_PLUGINS"),
             plugin_block=_names("SEGMENTQL_DISABLE_PLUGINS") or (),
         )

@@ -23,11 +23,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 
-from .compiler import ConditionFailed, InvalidRule
+from segmentql.plugins.registry import ConditionRegistry
+
+from .compiler import compile_rule_for, effective_as_of
 from .database import Database, Workspace, now
-from .registry import ConditionRegistry
-from .segments import BadArgument, NotFound, check_label, compile_for, count, decode_cursor, effective_as_of, \
-    get_segment, stream
+from .errors import ConditionFailed, InvalidRule, NotFound
+from .segments import check_label, count, get_segment, stream
 
 SNAPSHOT, RECORDED = "SNAPSHOT", "RECORDED"
 
@@ -43,19 +44,15 @@ class IdPage:
         return cls(found[:first], len(found) > first)
 
 
-def _cursor_id(after: str | None) -> str | None:
-    return decode_cursor("contact", after) if after else None
-
-
 async def take_snapshot(db: Database, registry: ConditionRegistry, workspace: Workspace, segment_id: str,
                         label: str, as_of: dt.datetime | None) -> dict:
     """Freeze the segment's members now (evaluated at ``as_of``, default now)."""
     workspace_id = workspace.id
     segment = await get_segment(db, workspace_id, segment_id)
     label = check_label(label, "a snapshot label")
-    compiled = await compile_for(db, registry, workspace, segment["rule"], as_of)
+    compiled = compile_rule_for(registry, workspace, segment["rule"], as_of)
     doc = {"workspace_id": workspace_id, "id": str(uuid.uuid4()), "segment_id": segment_id, "label": label,
-           "takenAt": now(), "asOf": effective_as_of(as_of), "rule": segment["rule"],
+           "takenAt": now(), "asOf": compiled.as_of, "rule": segment["rule"],
            "segmentName": segment["name"]}
     async with aclosing(stream(db, compiled, compiled.ids_pipeline())) as members:
         doc = await db.insert_snapshot(doc, (member["id"] async for member in members))
@@ -63,17 +60,30 @@ async def take_snapshot(db: Database, registry: ConditionRegistry, workspace: Wo
     return doc
 
 
+async def find_snapshot(db: Database, workspace_id: str, snapshot_id: str) -> dict | None:
+    return await db.snapshot(workspace_id, snapshot_id)
+
+
 async def get_snapshot(db: Database, workspace_id: str, snapshot_id: str) -> dict:
-    doc = await db.snapshot(workspace_id, snapshot_id)
+    doc = await find_snapshot(db, workspace_id, snapshot_id)
     if doc is None:
         raise NotFound(f"no snapshot with id {snapshot_id!r} in this workspace")
     return doc
 
 
-async def member_page(db: Database, workspace_id: str, snapshot_id: str, first: int, after: str | None) -> IdPage:
-    """A page of a snapshot's member ids after the contact cursor ``after``,
-    read from the chunk that holds the cursor on."""
-    after_id = _cursor_id(after)
+async def snapshots_of(db: Database, workspace_id: str, segment_id: str) -> list[dict]:
+    """The segment's snapshots, newest first."""
+    return await db.snapshots_of(workspace_id, segment_id)
+
+
+async def delete_snapshot(db: Database, workspace_id: str, snapshot_id: str) -> bool:
+    """False when there was no such snapshot."""
+    return await db.delete_snapshot(workspace_id, snapshot_id)
+
+
+async def member_page(db: Database, workspace_id: str, snapshot_id: str, first: int, after_id: str | None) -> IdPage:
+    """A page of a snapshot's member ids after the contact id ``after_id``,
+    read from the chunk that holds it on."""
     found: list[str] = []
     async with aclosing(db.snapshot_chunks(workspace_id, snapshot_id, after_id)) as chunks:
         async for ids in chunks:
@@ -146,11 +156,11 @@ class SnapshotDiff:
     async def left_count(self) -> int:
         return self.before["size"] - await self.stayed()
 
-    async def entered(self, first: int, after: str | None) -> IdPage:
-        return await self._only_in(self.after["id"], self.before["id"], first, _cursor_id(after))
+    async def entered(self, first: int, after_id: str | None) -> IdPage:
+        return await self._only_in(self.after["id"], self.before["id"], first, after_id)
 
-    async def left(self, first: int, after: str | None) -> IdPage:
-        return await self._only_in(self.before["id"], self.after["id"], first, _cursor_id(after))
+    async def left(self, first: int, after_id: str | None) -> IdPage:
+        return await self._only_in(self.before["id"], self.after["id"], first, after_id)
 
     async def _readers(self, stack: AsyncExitStack, after_id: str | None, *snapshot_ids: str) -> list[_Reader]:
         """Readers of these snapshots after ``after_id``, closed with ``stack``."""
@@ -203,7 +213,7 @@ async def record_sizes(db: Database, registry: ConditionRegistry, workspace_id: 
         if segment["workspace_id"] not in workspaces:
             workspaces[segment["workspace_id"]] = await db.workspace(segment["workspace_id"])
         try:
-            compiled = await compile_for(db, registry, workspaces[segment["workspace_id"]], segment["rule"], None)
+            compiled = compile_rule_for(registry, workspaces[segment["workspace_id"]], segment["rule"], None)
             size = await count(db, compiled)
         except (InvalidRule, ConditionFailed) as exc:
             recorded.append((segment, str(exc)))
@@ -214,7 +224,6 @@ async def record_sizes(db: Database, registry: ConditionRegistry, workspace_id: 
 
 
 async def size_history(db: Database, workspace_id: str, segment_id: str, since: dt.datetime | None,
-                       last: int, maximum: int) -> list[dict]:
-    if not 1 <= last <= maximum:
-        raise BadArgument(f"`last` must be between 1 and {maximum}, got {last}")
+                       last: int) -> list[dict]:
+    """The newest ``last`` sizes recorded at or after ``since``, oldest first."""
     return await db.sizes(workspace_id, segment_id, since and effective_as_of(since), last)

@@ -19,13 +19,14 @@ import bisect
 import hashlib
 import math
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from .compiler import PAGE_PROJECTION, PAGE_PROJECTION_WITHOUT_STATS, CompiledRule
 from .database import Database
-from .segments import BadArgument, Page, decode_cursor, stream
+from .errors import BadArgument
+from .segments import Page, stream
 
 MAX_VARIANTS = 100
 # Ids hashed in one worker-thread call: a few milliseconds of work.
@@ -95,7 +96,7 @@ class Splitter:
         return [c for c in contact_ids if self.variant_of(c) == variant]
 
 
-async def id_batches(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> AsyncIterator[list[str]]:
+async def id_batches(db: Database, compiled: CompiledRule, pipeline: list[dict]) -> AsyncGenerator[list[str], None]:
     """The ``id`` of each document of ``pipeline`` (one of ``compiled``'s), in lists of ``ID_BATCH``."""
     batch: list[str] = []
     async with aclosing(stream(db, compiled, pipeline)) as docs:
@@ -120,8 +121,8 @@ async def variant_counts(db: Database, compiled: CompiledRule, splitter: Splitte
 
 
 async def variant_members(db: Database, compiled: CompiledRule, splitter: Splitter, variant: int, first: int,
-                          after: str | None, with_stats: bool) -> Page:
-    """A page of one variant's members in id order.
+                          after_id: str | None, with_stats: bool) -> Page:
+    """A page of one variant's members in id order, after the contact id ``after_id``.
 
     The members' ids (not their documents) are read in id order from the
     cursor on, those of other variants skipped, until ``first + 1`` of the
@@ -129,7 +130,6 @@ async def variant_members(db: Database, compiled: CompiledRule, splitter: Splitt
     stays at one batch of ids plus the page however small the variant's
     weight: filling a page of a variant of weight 0.001 may read through the
     whole segment, but never holds it."""
-    after_id = decode_cursor("contact", after) if after else None
     later = [] if after_id is None else [{"$match": {"id": {"$gt": after_id}}}]
     pipeline = compiled.members_then(*later, {"$project": {"_id": 0, "id": 1}}, {"$sort": {"id": 1}})
     found: list[str] = []

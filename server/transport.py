@@ -30,6 +30,7 @@ from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, Operati
 from strawberry.extensions.parser_cache import _get_parse_cache
 
 from .compiler import RuleLimits
+from .errors import BadRequest, MethodNotAllowed
 
 Parse = Callable[[str], DocumentNode]
 
@@ -40,14 +41,6 @@ def cached_parser(cache_size: int, max_tokens: int) -> Parse:
     keyed by the document and its options), so a document the envelope check parsed
     is not parsed again when it runs."""
     return partial(_get_parse_cache(cache_size), max_tokens=max_tokens)
-
-
-class BadRequest(ValueError):
-    """An envelope strawberry cannot run; ``str()`` says what to send instead."""
-
-    def __init__(self, message: str, status: int = 400, code: str = "BAD_REQUEST", headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.headers = status, code, headers
 
 
 def _not_json(constant: str):
@@ -128,9 +121,9 @@ def _check_operation(document: DocumentNode, operation_name: str | None, method:
                              f"`operationName`")
         selected = operations[0]
     else:
-        selected = next((o for o in operations if o.name and o.name.value == operation_name), None)
-        if selected is None:
+        named = [o for o in operations if o.name and o.name.value == operation_name]
+        if not named:
             raise BadRequest(f"the document has no operation named {operation_name[:100]!r}")
+        selected = named[0]
     if method == "GET" and selected.operation != OperationType.QUERY:
-        raise BadRequest(f"a {selected.operation.value} must be sent with POST; GET runs queries only", 405,
-                         "METHOD_NOT_ALLOWED", {"Allow": "POST"})
+        raise MethodNotAllowed(f"a {selected.operation.value} must be sent with POST; GET runs queries only")

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from segmentql.server.app import create_app
+from segmentql.app import create_app
+from segmentql.plugins.registry import load_registry
 from segmentql.server.embedded import EmbeddedServer
 from segmentql.server.importer import Progress, import_directory
-from segmentql.server.registry import load_registry
 from segmentql.server.settings import Settings
 from segmentql.testing import SegmentqlHarness
 
@@ -94,7 +94,7 @@ def running_service(env: dict) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "segmentql.server.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "segmentql.cli", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -142,7 +142,7 @@ class LoopStall:
 
 def segmentql(*args, env=None, timeout=600, **kw) -> subprocess.CompletedProcess:
     """Run the ``segmentql`` command line in a child process."""
-    return subprocess.run([sys.executable, "-m", "segmentql.server.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "segmentql.cli", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, **kw)
 
 

@@ -9,10 +9,10 @@ import calendar
 import datetime as dt
 import json
 from collections import Counter
+from datetime import UTC
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-UTC = dt.timezone.utc
 WEEKDAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
 METRIC_TYPES = {"OPENS": "OPEN", "CLICKS": "CLICK", "CONVERSIONS": "CONVERSION"}
 ACTIVITY_TYPES = {"OPENED": {"OPEN"}, "CLICKED": {"CLICK"}, "CONVERTED": {"CONVERSION"},
@@ -36,9 +36,10 @@ def _zone_tab() -> list[tuple[str, str]]:
 
 
 def abbreviation_zones(abbr: str) -> set[str]:
-    january = dt.datetime(dt.date.today().year, 1, 1, 12)
+    year = dt.datetime.now(dt.UTC).year
     return {zone for code, zone in _zone_tab() if code in ("US", "CA", "MX")
-            and ZoneInfo(zone).utcoffset(january) == dt.timedelta(hours=ABBREVIATIONS[abbr])}
+            and dt.datetime(year, 1, 1, 12, tzinfo=ZoneInfo(zone)).utcoffset()
+            == dt.timedelta(hours=ABBREVIATIONS[abbr])}
 
 
 class Dataset:
@@ -264,9 +265,7 @@ class Dataset:
             return False
         if node.get("after") is not None and not value > parse_time(node["after"]):
             return False
-        if node.get("before") is not None and not value < parse_time(node["before"]):
-            return False
-        return True
+        return node.get("before") is None or value < parse_time(node["before"])
 
     def _dateAnniversary(self, node, c, today):
         value = self.custom(c, node["field"])

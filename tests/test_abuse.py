@@ -15,10 +15,10 @@ from pymongo import MongoClient
 from starlette.testclient import TestClient
 from strawberry.schema.schema import validate_document
 
+from segmentql.app import create_app
 from segmentql.schema import build_schema
 from segmentql.schema.cost import EVALUATION, CostModel
 from segmentql.server import deadline
-from segmentql.server.app import create_app
 from segmentql.server.settings import Settings
 
 from .conftest import LoopStall, new_workspace, running_service

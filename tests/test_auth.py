@@ -2,7 +2,8 @@
 
 from .conftest import new_workspace
 
-CONTACTS = """mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted unchanged errors { message } } }"""
+CONTACTS = """mutation($c: [ContactInput!]!) {
+  upsertContacts(contacts: $c) { accepted unchanged errors { message } } }"""
 CONTACT = """query($id: ID!) { contact(id: $id) { id email } }"""
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from segmentql.server.segments import encode_cursor
+from segmentql.schema.pages import encode_cursor
 
 from .conftest import LoopStall, new_workspace
 

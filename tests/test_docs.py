@@ -12,7 +12,7 @@ import pytest
 import segmentql.plugins
 from segmentql.plugins import hookspecs
 
-from .conftest import REPO
+from .conftest import REPO, SHARED
 
 GUIDE = (REPO / "docs" / "plugins.md").read_text()
 HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("segmentql_")]
@@ -30,7 +30,7 @@ def test_every_public_name_is_documented(name):
 
 
 def test_the_example_plugin_is_installed_and_listed():
-    listed = json.loads(subprocess.run([sys.executable, "-m", "segmentql.server.cli", "plugins", "--json"],
+    listed = json.loads(subprocess.run([sys.executable, "-m", "segmentql.cli", "plugins", "--json"],
                                        capture_output=True, text=True, check=True).stdout)
     mine = [p for p in listed if p["name"] == "email_domain"]
     assert mine == [{"name": "email_domain", "version": "0.1.0", "distribution": "segmentql-email-domain",
@@ -51,8 +51,13 @@ def test_the_example_plugins_own_tests_pass_with_the_test_kit():
 ])
 def test_plugins_can_be_disabled_or_allow_listed(env, absent, present):
     import os
-    listed = json.loads(subprocess.run([sys.executable, "-m", "segmentql.server.cli", "plugins", "--json"],
+    listed = json.loads(subprocess.run([sys.executable, "-m", "segmentql.cli", "plugins", "--json"],
                                        capture_output=True, text=True, check=True,
                                        env={**os.environ, **env}).stdout)
     names = {p["name"] for p in listed}
     assert not names & absent and present <= names
+
+
+def test_the_vendored_data_generator_is_the_contracts_own():
+    """`segmentql demo` makes its data with a copy of ../shared/datagen.py, kept byte for byte."""
+    assert (REPO / "server" / "datagen.py").read_bytes() == (SHARED / "datagen.py").read_bytes()

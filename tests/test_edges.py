@@ -126,7 +126,7 @@ def test_an_envelope_check_parses_a_document_once(gql):
     """The check shares strawberry's parser cache: the document it parsed is the one that runs."""
     from strawberry.extensions.parser_cache import _get_parse_cache
 
-    from segmentql.server.app import DOCUMENT_CACHE_SIZE
+    from segmentql.app import DOCUMENT_CACHE_SIZE
 
     cache = _get_parse_cache(DOCUMENT_CACHE_SIZE)
     query = "query Once { __typename } # " + gql.workspace_id
@@ -226,23 +226,23 @@ def test_huge_and_tiny_weights_share_correctly(hundred):
 # -- first: 0 --------------------------------------------------------------------
 
 CONNECTIONS = {
-    "segmentPreview": ("query($f: Int) { segmentPreview(rule: {leadScore: {min: 1}}) "
-                       "{ contacts(first: $f) { edges { cursor } pageInfo { hasNextPage } } } }",
+    "segmentPreview": (("query($f: Int) { segmentPreview(rule: {leadScore: {min: 1}}) "
+                        "{ contacts(first: $f) { edges { cursor } pageInfo { hasNextPage } } } }"),
                        lambda d: d["segmentPreview"]["contacts"]),
-    "Segment.contacts": ("query($id: ID!, $f: Int) { segment(id: $id) { contacts(first: $f) "
-                         "{ edges { cursor } pageInfo { hasNextPage } } } }", lambda d: d["segment"]["contacts"]),
+    "Segment.contacts": (("query($id: ID!, $f: Int) { segment(id: $id) { contacts(first: $f) "
+                          "{ edges { cursor } pageInfo { hasNextPage } } } }"), lambda d: d["segment"]["contacts"]),
     "segments": ("query($f: Int) { segments(first: $f) { edges { cursor } pageInfo { hasNextPage } } }",
                  lambda d: d["segments"]),
-    "SplitVariant.contacts": ("query($id: ID!, $f: Int) { segment(id: $id) { split(variants: [{name: \"A\", "
-                              "weight: 1}], seed: 1) { variants { contacts(first: $f) { edges { cursor } "
-                              "pageInfo { hasNextPage } } } } } }",
+    "SplitVariant.contacts": (("query($id: ID!, $f: Int) { segment(id: $id) { split(variants: [{name: \"A\", "
+                               "weight: 1}], seed: 1) { variants { contacts(first: $f) { edges { cursor } "
+                               "pageInfo { hasNextPage } } } } } }"),
                               lambda d: d["segment"]["split"]["variants"][0]["contacts"]),
-    "Snapshot.memberIds": ("query($s: ID!, $f: Int) { snapshot(id: $s) { memberIds(first: $f) { ids "
-                           "pageInfo { hasNextPage } } } }", lambda d: d["snapshot"]["memberIds"]),
-    "SnapshotDiff.entered": ("query($s: ID!, $e: ID!, $f: Int) { snapshotDiff(a: $e, b: $s) { entered(first: $f) "
-                             "{ ids pageInfo { hasNextPage } } } }", lambda d: d["snapshotDiff"]["entered"]),
-    "SnapshotDiff.left": ("query($s: ID!, $e: ID!, $f: Int) { snapshotDiff(a: $s, b: $e) { left(first: $f) "
-                          "{ ids pageInfo { hasNextPage } } } }", lambda d: d["snapshotDiff"]["left"]),
+    "Snapshot.memberIds": (("query($s: ID!, $f: Int) { snapshot(id: $s) { memberIds(first: $f) { ids "
+                            "pageInfo { hasNextPage } } } }"), lambda d: d["snapshot"]["memberIds"]),
+    "SnapshotDiff.entered": (("query($s: ID!, $e: ID!, $f: Int) { snapshotDiff(a: $e, b: $s) { entered(first: $f) "
+                              "{ ids pageInfo { hasNextPage } } } }"), lambda d: d["snapshotDiff"]["entered"]),
+    "SnapshotDiff.left": (("query($s: ID!, $e: ID!, $f: Int) { snapshotDiff(a: $s, b: $e) { left(first: $f) "
+                           "{ ids pageInfo { hasNextPage } } } }"), lambda d: d["snapshotDiff"]["left"]),
 }
 
 

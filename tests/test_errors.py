@@ -5,7 +5,7 @@ import dataclasses
 
 from starlette.testclient import TestClient
 
-from segmentql.server.app import create_app
+from segmentql.app import create_app
 
 from .conftest import GraphQLClient
 

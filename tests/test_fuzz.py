@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema, nodes
 
+from segmentql.plugins.registry import load_registry
 from segmentql.schema import build_schema
 from segmentql.server import ingest
-from segmentql.server.registry import load_registry
 
 SDL = build_schema(load_registry(load_entry_points=False)).as_str()
 SCALARS = {

@@ -11,7 +11,7 @@ from urllib.parse import urlencode, urlparse
 
 import pytest
 
-from segmentql.server.graphiql import ASSETS, OWN_ASSETS
+from segmentql.graphiql import ASSETS, OWN_ASSETS
 
 from .conftest import SEED_AS_OF, new_workspace, running_service
 
@@ -105,7 +105,7 @@ def test_segment_preview_runs_through_the_ui_offline(http, served, tmp_path):
     client.graphql("""mutation { upsertContacts(contacts: [
         {id: "c1", email: "one@example.com", leadScore: 90}, {id: "c2", email: "two@example.com", leadScore: 10},
         {id: "c3", email: "three@example.com", leadScore: 85}]) { accepted } }""")
-    query = "query Hot($rule: RuleInput!) { segmentPreview(rule: $rule, asOf: \"%s\") { count } }" % SEED_AS_OF
+    query = f'query Hot($rule: RuleInput!) {{ segmentPreview(rule: $rule, asOf: "{SEED_AS_OF}") {{ count }} }}'
     variables = json.dumps({"rule": {"leadScore": {"tier": "HOT"}}})
     with browser_page() as (page, refused, violations):
         page.goto(f"{served}/graphql?" + urlencode({"query": query, "variables": variables}))
@@ -154,7 +154,7 @@ def test_headers_are_kept_when_the_user_turns_that_on(http, served):
 
 
 def test_another_site_cannot_frame_the_page(served):
-    with browser_page() as (page, refused, violations):
+    with browser_page() as (page, _refused, _violations):
         page.set_content(f'<iframe id="f" src="{served}/graphql"></iframe>')
         page.wait_for_timeout(2000)
         framed = [f for f in page.frames if f != page.main_frame]

@@ -64,7 +64,7 @@ def test_killed_import_completed_by_rerun_equals_clean_import(http, cli_env, sma
     name, key = create_workspace(cli_env)
     env = {**cli_env, "SEGMENTQL_INGEST_BATCH": "100"}
     for delay in (1.5, 3.0):
-        proc = subprocess.Popen([sys.executable, "-m", "segmentql.server.cli", "import", "--workspace", name,
+        proc = subprocess.Popen([sys.executable, "-m", "segmentql.cli", "import", "--workspace", name,
                                  str(small_dir)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
@@ -146,7 +146,7 @@ def test_embedded_database_is_shared_with_a_running_serve(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    serve = subprocess.Popen([sys.executable, "-m", "segmentql.server.cli", "serve", "--data-dir", str(data),
+    serve = subprocess.Popen([sys.executable, "-m", "segmentql.cli", "serve", "--data-dir", str(data),
                               "--port", port], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         import httpx

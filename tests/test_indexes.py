@@ -37,7 +37,7 @@ def execution_stats(client, rule) -> dict:
 @pytest.mark.parametrize("name", SELECTIVE)
 def test_selective_rules_read_only_what_an_index_finds(indexed_seed, name):
     stats = execution_stats(indexed_seed, SELECTIVE[name])
-    assert 0 < stats["totalKeysExamined"] and stats["totalDocsExamined"] <= stats["totalKeysExamined"] < 2000, stats
+    assert stats["totalKeysExamined"] > 0 and stats["totalDocsExamined"] <= stats["totalKeysExamined"] < 2000, stats
 
 
 def test_a_rule_without_an_indexable_predicate_reads_only_its_workspace(seed, gql):
@@ -49,8 +49,8 @@ def test_a_rule_without_an_indexable_predicate_reads_only_its_workspace(seed, gq
         assert stats["totalKeysExamined"] == stats["totalDocsExamined"] == 2000
 
 
-DECLARE = "mutation($k: String!, $t: CustomFieldType!, $i: Boolean!) { defineCustomField(key: $k, type: $t, " \
-          "indexed: $i) { created } }"
+DECLARE = ("mutation($k: String!, $t: CustomFieldType!, $i: Boolean!) { defineCustomField(key: $k, type: $t, "
+           "indexed: $i) { created } }")
 
 
 def own_indexes(client) -> set[str]:

@@ -4,8 +4,10 @@ per-item errors, deletes."""
 from pathlib import Path
 
 FIELD = "mutation($k: String!, $t: CustomFieldType!) { defineCustomField(key: $k, type: $t) { key type created } }"
-CONTACTS = "mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted unchanged errors { index id message } } }"
-CAMPAIGNS = "mutation($c: [CampaignInput!]!) { upsertCampaigns(campaigns: $c) { accepted unchanged errors { index id message } } }"
+CONTACTS = ("mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) "
+            "{ accepted unchanged errors { index id message } } }")
+CAMPAIGNS = ("mutation($c: [CampaignInput!]!) { upsertCampaigns(campaigns: $c) "
+             "{ accepted unchanged errors { index id message } } }")
 EVENTS = "mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted unchanged errors { index id message } } }"
 DELETE = "mutation($ids: [ID!]!) { deleteContacts(ids: $ids) { accepted unchanged errors { message } } }"
 CONTACT = """query($id: ID!) { contact(id: $id) { id email country timezone tags leadScore customFields
@@ -139,7 +141,8 @@ def test_timezone_change_recomputes_open_habits(gql):
 def test_delete_contacts_removes_contact_and_events(gql):
     _setup(gql)
     gql.graphql(EVENTS, e=[{"id": "o1", "contactId": "c1", "type": "OPEN", "at": "2026-11-02T23:00:00Z"}])
-    assert gql.graphql(DELETE, ids=["c1", "c1", "zz"])["deleteContacts"] == {"accepted": 1, "unchanged": 1, "errors": []}
+    deleted = gql.graphql(DELETE, ids=["c1", "c1", "zz"])["deleteContacts"]
+    assert deleted == {"accepted": 1, "unchanged": 1, "errors": []}
     assert gql.graphql(CONTACT, id="c1")["contact"] is None
     events = gql.call(gql.db.events_of_contacts, gql.workspace_id, ["c1"])
     assert events == {"c1": []}
@@ -177,7 +180,7 @@ def test_rollups_of_an_older_layout_are_rebuilt_before_serving(gql):
     from segmentql.server import ingest
 
     gql.graphql(CONTACTS, c=[{"id": "x", "email": "x@example.com"}])
-    gql.graphql(EVENTS, e=[{"id": f"o{i}", "contactId": "x", "type": "OPEN", "at": "2026-11-2%dT08:00:00Z" % i}
+    gql.graphql(EVENTS, e=[{"id": f"o{i}", "contactId": "x", "type": "OPEN", "at": f"2026-11-2{i}T08:00:00Z"}
                            for i in range(3)])
     rule = {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 3, "withinDays": 30}}
     assert gql.members(rule, "2026-11-28T12:00:00Z") == ["x"]
@@ -207,7 +210,7 @@ def test_contacts_held_by_an_import_are_created_once_with_their_rollups(gql):
     assert gql.graphql(CONTACT, id="h1")["contact"] is None  # nothing written yet
     opens = [{"id": f"{cid}-{i}", "contactId": cid, "type": "OPEN", "at": "2026-11-27T08:00:00Z"}
              for cid in ("h1", "h2") for i in range(2)]
-    result, due = gql.call(ingest.store_events, gql.db, gql.workspace_id, opens, held)
+    result, _due = gql.call(ingest.store_events, gql.db, gql.workspace_id, opens, held)
     assert result.accepted == 4 and not result.errors
     gql.call(ingest.create_contacts, gql.db, gql.workspace_id, {"h1": held["h1"]})  # h2 is "killed" before
     contact = gql.graphql(CONTACT, id="h1")["contact"]
@@ -249,14 +252,3 @@ def test_resolvers_get_workspace_facts_only_through_workspace_facts():
     schema_dir = Path(__file__).resolve().parents[1] / "schema"
     users = sorted(p.name for p in schema_dir.glob("*.py") if "facts_with_key" in p.read_text())
     assert users == ["context.py"]
-
-
-def test_field_declarations_of_the_old_fields_collection_move_into_the_workspace(gql):
-    """Declarations used to be documents of a `fields` collection; start-up moves them."""
-    raw = gql.db.db
-    gql.call(raw.fields.insert_one, {"workspace_id": gql.workspace_id, "key": "legacy_ltv", "type": "NUMBER",
-                                     "indexed": False})
-    gql.call(gql.db.ensure_indexes)
-    assert gql.call(gql.db.custom_fields, gql.workspace_id) == {"legacy_ltv": "NUMBER"}
-    assert "fields" not in gql.call(raw.list_collection_names)
-    assert gql.graphql(FIELD, k="legacy_ltv", t="NUMBER")["defineCustomField"]["created"] is False

@@ -248,7 +248,7 @@ def test_record_sizes_rebuilds_rollups_of_an_older_layout_first(gql, cli_env):
     upgrade left with older rollups; it rebuilds them before counting."""
     upsert(gql, contacts(["c1"]))
     gql.graphql('mutation($e: [EventInput!]!) { recordEvents(events: $e) { accepted } }',
-                e=[{"id": f"o{i}", "contactId": "c1", "type": "OPEN", "at": "2026-11-2%dT08:00:00Z" % i}
+                e=[{"id": f"o{i}", "contactId": "c1", "type": "OPEN", "at": f"2026-11-2{i}T08:00:00Z"}
                    for i in range(3)])
     sid = create_segment(gql, {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 3,
                                               "withinDays": 3650}}, "openers")

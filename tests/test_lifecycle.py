@@ -73,7 +73,7 @@ def start(args: list[str], **kw) -> subprocess.Popen:
 
 
 def cli(*args: str, env=None, **kw) -> subprocess.Popen:
-    return start([sys.executable, "-m", "segmentql.server.cli", *args], env=env or ENV, **kw)
+    return start([sys.executable, "-m", "segmentql.cli", *args], env=env or ENV, **kw)
 
 
 def free_port() -> int:
@@ -121,7 +121,8 @@ def create_workspace(data: Path, name: str = "w") -> str:
 def start_import(data: Path, dataset: Path, name: str = "w") -> subprocess.Popen:
     """An import that has started writing (its first progress line is out)."""
     proc = cli("import", "--workspace", name, "--data-dir", str(data), str(dataset),
-               env={**ENV, "SEGMENTQL_INGEST_BATCH": "50"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               env={**ENV, "SEGMENTQL_INGEST_BATCH": "50"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+               text=True)
     assert proc.stderr.readline(), "the import ended before it wrote anything"
     return proc
 

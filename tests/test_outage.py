@@ -7,7 +7,7 @@ import time
 
 from starlette.testclient import TestClient
 
-from segmentql.server.app import create_app
+from segmentql.app import create_app
 from segmentql.server.embedded import _secantusd, ping, uri_for_port
 
 
@@ -32,7 +32,8 @@ def test_database_restart_under_a_running_service(tmp_path, settings, registry):
             _doc, key = http.portal.call(db.create_workspace, "outage")
             headers = {"Authorization": f"Bearer {key}"}
             query = {"query": '{ segmentPreview(rule: {leadScore: {min: 0}}) { count } }'}
-            assert http.post("/graphql", json=query, headers=headers).json() == {"data": {"segmentPreview": {"count": 0}}}
+            answer = http.post("/graphql", json=query, headers=headers).json()
+            assert answer == {"data": {"segmentPreview": {"count": 0}}}
 
             database.terminate()
             database.wait(timeout=30)

@@ -3,22 +3,21 @@ CONDITION_FAILED naming the plugin, the node and what was refused: either the
 compiler refuses it before anything runs ($where, $expr under a field or
 $elemMatch), or the database does and the condition behind it is found."""
 
-from typing import Optional
 
 import pytest
 import strawberry
 from starlette.testclient import TestClient
 
+from segmentql.app import create_app
 from segmentql.plugins import Condition, hookimpl
-from segmentql.server.app import create_app
-from segmentql.server.registry import load_registry
+from segmentql.plugins.registry import load_registry
 
 from .conftest import new_workspace
 
 
 @strawberry.input(description="Test input.")
 class EmitInput:
-    on: Optional[bool] = strawberry.UNSET
+    on: bool | None = strawberry.UNSET
 
 
 def emitting(field: str, query: dict):
@@ -94,10 +93,10 @@ def test_a_saved_segments_count_names_the_plugin_the_node_and_the_operator(clien
 
 @pytest.mark.parametrize("query", [
     "query($id: ID!) { segment(id: $id) { contacts(first: 5) { edges { node { id } } } } }",
-    "query($id: ID!) { segment(id: $id) { split(variants: [{name: \"A\", weight: 1}], seed: \"s\") "
-    "{ variants { count } } } }",
-    "query($id: ID!) { segment(id: $id) { split(variants: [{name: \"A\", weight: 1}], seed: \"s\") "
-    "{ variants { contacts(first: 1) { edges { node { id } } } } } } }",
+    ("query($id: ID!) { segment(id: $id) { split(variants: [{name: \"A\", weight: 1}], seed: \"s\") "
+     "{ variants { count } } } }"),
+    ("query($id: ID!) { segment(id: $id) { split(variants: [{name: \"A\", weight: 1}], seed: \"s\") "
+     "{ variants { contacts(first: 1) { edges { node { id } } } } } } }"),
     "query($id: ID!) { segment(id: $id) { analytics(withinDays: 7) { members } } }",
     "mutation($id: ID!) { snapshotSegment(id: $id, label: \"send\") { id } }",
 ])

@@ -4,22 +4,22 @@ one rule fails that request only."""
 
 import inspect
 import json
-from typing import Optional
+from pathlib import Path
 
 import pytest
 import strawberry
 from starlette.testclient import TestClient
 
+from segmentql.app import create_app
 from segmentql.plugins import Condition, Observation, RuleError, hookimpl, hookspecs
-from segmentql.server.app import create_app
-from segmentql.server.registry import PluginError, load_registry
+from segmentql.plugins.registry import PluginError, load_registry
 
 from .conftest import new_workspace
 
 
 @strawberry.input(description="Test input.")
 class FlagCondition:
-    on: Optional[bool] = strawberry.UNSET
+    on: bool | None = strawberry.UNSET
 
 
 def _plugin(field="flag", input_type=FlagCondition, validate=lambda n, c: None,
@@ -121,8 +121,8 @@ def test_a_plugin_observation_is_shown_beside_the_compiled_answer(embedded_uri, 
     registry = load_registry(load_entry_points=False, extra=[("observant", _plugin(observe=observe))])
     with TestClient(create_app(settings, embedded_uri, registry)) as http:
         client = new_workspace(http)
-        client.graphql('mutation { upsertContacts(contacts: [{id: "c1", email: "c1@example.com", tags: ["flagged", "x"]}])'
-                   ' { accepted } }')
+        client.graphql('mutation { upsertContacts(contacts: [{id: "c1", email: "c1@example.com", '
+                       'tags: ["flagged", "x"]}]) { accepted } }')
         nodes = client.graphql(EXPLAIN_FLAG)["explainMembership"]["nodes"]
         assert nodes[1] == {"path": "all[0].flag", "matched": True,
                             "values": [{"label": "tag count", "value": 2, "needed": "any"}]}
@@ -142,7 +142,8 @@ def test_a_failing_or_forbidden_observation_fails_the_explanation_only(embedded_
         errors = client.errors(EXPLAIN_FLAG)
         assert errors[0]["extensions"]["code"] == "CONDITION_FAILED"
         assert "all[0].flag" in errors[0]["message"] and "'observant'" in errors[0]["message"]
-        assert client.graphql("{ segmentPreview(rule: {flag: {on: true}}) { count } }")["segmentPreview"] == {"count": 0}
+        preview = client.graphql("{ segmentPreview(rule: {flag: {on: true}}) { count } }")["segmentPreview"]
+        assert preview == {"count": 0}
 
 
 def test_plugin_rule_errors_become_invalid_rule(embedded_uri, settings):
@@ -161,7 +162,7 @@ def test_every_hook_is_documented_and_tested():
     hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
              if name.startswith("segmentql_")]
     assert hooks
-    tests = open(__file__).read()
+    tests = Path(__file__).read_text()
     for name in hooks:
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         assert "When it is called" in doc and "What it returns" in doc, name

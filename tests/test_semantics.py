@@ -86,12 +86,16 @@ def test_tags_are_exact_and_parts_combine(ws):
 
 def test_engagement_counts_totals_windows_and_devices(ws):
     assert members(ws, {"engagement": {"metric": "OPENS", "comparison": "EQ", "value": 0}}) == {"d", "e"}
-    assert members(ws, {"engagement": {"metric": "CONVERSIONS", "comparison": "EQ", "value": 0}}) == {"a", "b", "d", "e"}
+    assert members(ws, {"engagement": {"metric": "CONVERSIONS", "comparison": "EQ", "value": 0}}) == {
+        "a", "b", "d", "e"}
     assert members(ws, {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 1, "withinDays": 1}}) == {"b"}
-    assert members(ws, {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 1, "withinDays": 2}}) == {"a", "b"}
-    assert members(ws, {"engagement": {"metric": "OPENS", "comparison": "EQ", "value": 2, "withinDays": 9}}) == {"a", "b"}
+    assert members(ws, {"engagement": {"metric": "OPENS", "comparison": "GTE", "value": 1, "withinDays": 2}}) == {
+        "a", "b"}
+    assert members(ws, {"engagement": {"metric": "OPENS", "comparison": "EQ", "value": 2, "withinDays": 9}}) == {
+        "a", "b"}
     assert members(ws, {"engagement": {"metric": "OPENS", "comparison": "EQ", "value": 1, "withinDays": 8}}) == {"a"}
-    assert members(ws, {"engagement": {"metric": "OPENS", "device": "MOBILE", "comparison": "GTE", "value": 1}}) == {"a", "b"}
+    assert members(ws, {"engagement": {"metric": "OPENS", "device": "MOBILE", "comparison": "GTE", "value": 1}}) == {
+        "a", "b"}
     assert members(ws, {"engagement": {"metric": "OPENS", "device": "TABLET", "comparison": "LT", "value": 1}}) == {
         "a", "c", "d", "e"}
 
@@ -215,11 +219,14 @@ def test_breakdown_counts_every_node_on_its_own(ws):
 
 def test_explain_membership_node_by_node(ws):
     query = """query($c: ID!, $r: RuleInput, $s: ID, $a: DateTime) {
-      explainMembership(contactId: $c, rule: $r, segmentId: $s, asOf: $a) { contactId member nodes { path matched } } }"""
+      explainMembership(contactId: $c, rule: $r, segmentId: $s, asOf: $a) { contactId member nodes { path matched } }
+    }"""
     a = ws.graphql(query, c="a", r=GROUPED, a=AS_OF)["explainMembership"]
     assert a["member"] is True
-    assert [(n["path"], n["matched"]) for n in a["nodes"]] == list(zip(PATHS, [True, True, True, True, False, True]))
-    sid = ws.graphql("mutation($r: RuleInput!) { createSegment(name: \"g\", rule: $r) { id } }", r=GROUPED)["createSegment"]["id"]
+    matched = [True, True, True, True, False, True]
+    assert [(n["path"], n["matched"]) for n in a["nodes"]] == list(zip(PATHS, matched, strict=True))
+    sid = ws.graphql('mutation($r: RuleInput!) { createSegment(name: "g", rule: $r) { id } }',
+                     r=GROUPED)["createSegment"]["id"]
     b = ws.graphql(query, c="b", s=sid, a=AS_OF)["explainMembership"]
     assert b["member"] is False
     assert [n["matched"] for n in b["nodes"]] == [False, False, False, False, False, True]
@@ -285,7 +292,7 @@ def test_explain_membership_values_of_a_contact_without_data(ws):
 def test_engagement_windows_are_exact_past_the_kept_event_days(http):
     """Rollups keep the days of the newest DAYS_KEPT events per series; larger
     counts are read from the daily buckets. Both give the same answers."""
-    from segmentql.server.rollups import DAYS_KEPT
+    from segmentql.plugins.contact import DAYS_KEPT
 
     assert DAYS_KEPT == 100  # the counts below straddle it
     client = new_workspace(http)

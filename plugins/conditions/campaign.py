@@ -7,12 +7,10 @@ needs ``$expr`` (a literal substring test, never a pattern), and it runs only
 on contacts whose summary already passed the ``$elemMatch``.
 """
 
-from typing import Optional
-
 import strawberry
 
-from .. import (CompileContext, Condition, Observation, RuleError, hookimpl, literal, needs, require_exactly_one,
-                require_some)
+from .. import Condition, Observation, RuleError, hookimpl, literal, needs, require_exactly_one, require_some
+from ..api import CompileContext, Node, Query, Register, ValidationContext
 from .common import MAX_DAYS, IntComparison, require_days
 
 SELECTORS = ("campaignId", "campaignName", "latest")
@@ -23,29 +21,29 @@ PARTS = ("opened", "clicked", "clickedUrlContains", "notClickedUrlContains", "da
                               "Select the campaign with exactly one of `campaignId`, `campaignName`, "
                               "`latest`; every other part given must hold, counting only that campaign's events.")
 class CampaignCondition:
-    campaign_id: Optional[strawberry.ID] = strawberry.field(
+    campaign_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="Select the campaign by its id.")
-    campaign_name: Optional[str] = strawberry.field(
+    campaign_name: str | None = strawberry.field(
         default=strawberry.UNSET, description="Select the campaign by its exact name (names are unique).")
-    latest: Optional[bool] = strawberry.field(
+    latest: bool | None = strawberry.field(
         default=strawberry.UNSET,
         description="`true`: the newest campaign (by sentAt; ties: greatest id) the contact received.")
-    opened: Optional[bool] = strawberry.field(
+    opened: bool | None = strawberry.field(
         default=strawberry.UNSET, description="true: opened it at least once; false: never opened it.")
-    clicked: Optional[bool] = strawberry.field(
+    clicked: bool | None = strawberry.field(
         default=strawberry.UNSET, description="true: clicked at least one link; false: clicked none.")
-    clicked_url_contains: Optional[str] = strawberry.field(
+    clicked_url_contains: str | None = strawberry.field(
         default=strawberry.UNSET,
         description="Clicked a link whose url contains this text (case-insensitive; literal text, not a pattern).")
-    not_clicked_url_contains: Optional[str] = strawberry.field(
+    not_clicked_url_contains: str | None = strawberry.field(
         default=strawberry.UNSET, description="Clicked no link whose url contains this text (case-insensitive).")
-    days_since_sent: Optional[IntComparison] = strawberry.field(
+    days_since_sent: IntComparison | None = strawberry.field(
         default=strawberry.UNSET,
         description=f"Compares the number of UTC days from the campaign's sentAt day to today with a value "
                     f"from {-MAX_DAYS} to {MAX_DAYS}.")
 
 
-def validate_campaign(node, _ctx) -> None:
+def validate_campaign(node: Node, _ctx: ValidationContext) -> None:
     require_exactly_one(node, SELECTORS)
     if node.get("latest") is False:
         raise RuleError("`latest` can only be true; select another campaign with `campaignId` or `campaignName`")
@@ -57,21 +55,22 @@ def validate_campaign(node, _ctx) -> None:
         require_days(node["daysSinceSent"]["value"], "`daysSinceSent.value`", -MAX_DAYS)
 
 
-def _sent_at_bounds(comparison: str, value: int, ctx: CompileContext) -> dict:
+def _sent_at_bounds(comparison: str, value: int, ctx: CompileContext) -> Query:
     """daysSinceSent = D - day(sentAt), compared with value, as bounds on sentAt."""
     day = ctx.today - value  # the sentAt day at which daysSinceSent == value
     start, end = ctx.day_start(day), ctx.day_start(day + 1)
-    return {
+    bounds: dict[str, Query] = {
         "EQ": {"$gte": start, "$lt": end},
         "NE": {"$not": {"$gte": start, "$lt": end}},
         "GT": {"$lt": start},
         "GTE": {"$lt": end},
         "LT": {"$gte": end},
         "LTE": {"$gte": start},
-    }[comparison]
+    }
+    return bounds[comparison]
 
 
-def _selector(node) -> tuple[str, object]:
+def _selector(node: Node) -> tuple[str, str | bool]:
     if node.get("campaignId") is not None:
         return "id", node["campaignId"]
     if node.get("campaignName") is not None:
@@ -79,16 +78,16 @@ def _selector(node) -> tuple[str, object]:
     return "latest", True
 
 
-def _clicked_url_containing(text: str) -> dict:
+def _clicked_url_containing(text: str) -> Query:
     """$expr on one summary ``$$c``: a clicked url contains ``text`` (urls are stored lower-cased)."""
     return {"$anyElementTrue": [{"$map": {
         "input": "$$c.urls", "as": "u",
         "in": {"$gte": [{"$indexOfCP": ["$$u", literal(text.lower())]}, 0]}}}]}
 
 
-def compile_campaign(node, ctx: CompileContext) -> dict:
+def compile_campaign(node: Node, ctx: CompileContext) -> Query:
     key, value = _selector(node)
-    summary: dict = {key: value, "received": True}
+    summary: Query = {key: value, "received": True}
     if node.get("opened") is not None:
         summary["opens"] = {"$gt": 0} if node["opened"] else 0
     if node.get("clicked") is not None:
@@ -99,7 +98,7 @@ def compile_campaign(node, ctx: CompileContext) -> dict:
         summary["clicks"] = {"$gt": 0}
     if node.get("daysSinceSent") is not None:
         summary["sentAt"] = _sent_at_bounds(node["daysSinceSent"]["comparison"], node["daysSinceSent"]["value"], ctx)
-    query = {"stats.campaigns": {"$elemMatch": summary}}
+    query: Query = {"stats.campaigns": {"$elemMatch": summary}}
     if key != "latest":
         # Implied by the $elemMatch, and a plain predicate on an indexed field:
         # the compiler can lead with it, so only the campaign's contacts are read.
@@ -121,7 +120,7 @@ def compile_campaign(node, ctx: CompileContext) -> dict:
 SUMMARY_FIELDS = ("id", "name", "sentAt", "received", "opens", "clicks", "urls")
 
 
-def observe_campaign(node, ctx: CompileContext) -> list[Observation]:
+def observe_campaign(node: Node, ctx: CompileContext) -> list[Observation]:
     """The selected campaign's summary (null when the contact has none) and what the node needs of it."""
     key, value = _selector(node)
     selected = {"$filter": {"input": {"$ifNull": ["$stats.campaigns", []]}, "as": "c",
@@ -145,7 +144,7 @@ def observe_campaign(node, ctx: CompileContext) -> list[Observation]:
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="campaign", input_type=CampaignCondition, validate=validate_campaign, compile=compile_campaign,
         observe=observe_campaign,

@@ -1,19 +1,20 @@
 """``country``: the contact's country is (not) one of a list of ISO codes."""
 
-from .. import Condition, hookimpl
+from .. import Condition, Observation, hookimpl
+from ..api import CompileContext, Node, Query, Register
 from .common import SetCondition, set_observation, set_query, validate_set
 
 
-def compile_country(node, _ctx) -> dict:
-    return set_query("country", node, (code.upper() for code in node.get("in") or node.get("notIn")))
+def compile_country(node: Node, _ctx: CompileContext) -> Query:
+    return set_query("country", node, (code.upper() for code in node.get("in") or node["notIn"]))
 
 
-def observe_country(node, _ctx) -> list:
+def observe_country(node: Node, _ctx: CompileContext) -> list[Observation]:
     return set_observation("country", "country", node)
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="country", input_type=SetCondition, validate=validate_set, compile=compile_country,
         observe=observe_country,

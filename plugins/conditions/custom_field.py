@@ -1,11 +1,12 @@
 """``customField``: equality, set membership or presence of any custom field."""
 
-from typing import Optional
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
-from .. import CompileContext, Condition, Observation, RuleError, hookimpl, listing, require_exactly_one
+from .. import Condition, Observation, RuleError, hookimpl, listing, require_exactly_one
+from ..api import CompileContext, Node, Query, Register, ValidationContext
 
 OPERATORS = ("equals", "notEquals", "containsAny", "containsAll", "containsNone", "exists")
 LIST_OPERATORS = {"containsAny": "$in", "containsAll": "$all", "containsNone": "$nin"}
@@ -14,24 +15,24 @@ LIST_OPERATORS = {"containsAny": "$in", "containsAll": "$all", "containsNone": "
 @strawberry.input(description="One test of a declared custom field; give exactly one operator.")
 class CustomFieldCondition:
     field: str = strawberry.field(description="Key of a declared custom field.")
-    equals: Optional[JSON] = strawberry.field(
+    equals: JSON | None = strawberry.field(
         default=strawberry.UNSET,
         description="Equal to this value, read as the field's type is on import (DATE: same UTC day; "
                     "MULTI_SELECT: same set of options).")
-    not_equals: Optional[JSON] = strawberry.field(
+    not_equals: JSON | None = strawberry.field(
         default=strawberry.UNSET, description="Not equal to this value; a contact without the field matches.")
-    contains_any: Optional[list[str]] = strawberry.field(
+    contains_any: list[str] | None = strawberry.field(
         default=strawberry.UNSET, description="MULTI_SELECT only: has at least one of these options.")
-    contains_all: Optional[list[str]] = strawberry.field(
+    contains_all: list[str] | None = strawberry.field(
         default=strawberry.UNSET, description="MULTI_SELECT only: has every one of these options.")
-    contains_none: Optional[list[str]] = strawberry.field(
+    contains_none: list[str] | None = strawberry.field(
         default=strawberry.UNSET,
         description="MULTI_SELECT only: has none of these options (a contact without the field matches).")
-    exists: Optional[bool] = strawberry.field(
+    exists: bool | None = strawberry.field(
         default=strawberry.UNSET, description="true: the field is set (an empty list counts); false: it is not.")
 
 
-def validate_custom_field(node, ctx) -> None:
+def validate_custom_field(node: Node, ctx: ValidationContext) -> None:
     field_type = ctx.custom_field(node.get("field"))
     operator = require_exactly_one(node, OPERATORS)
     if operator in LIST_OPERATORS and field_type != "MULTI_SELECT":
@@ -40,7 +41,7 @@ def validate_custom_field(node, ctx) -> None:
         ctx.coerce_value(node["field"], node[operator], f"`{operator}`")
 
 
-def _equals(path: str, field_type: str, value, ctx: CompileContext) -> dict:
+def _equals(path: str, field_type: str, value: Any, ctx: CompileContext) -> Query:
     if field_type == "DATE":
         day = (value.date() - ctx.date_of(0)).days
         return {path: {"$gte": ctx.day_start(day), "$lt": ctx.day_start(day + 1)}}
@@ -50,7 +51,7 @@ def _equals(path: str, field_type: str, value, ctx: CompileContext) -> dict:
     return {path: {"$eq": value}}
 
 
-def compile_custom_field(node, ctx: CompileContext) -> dict:
+def compile_custom_field(node: Node, ctx: CompileContext) -> Query:
     key = node["field"]
     path = ctx.custom_path(key)
     field_type = ctx.custom_fields[key]
@@ -67,7 +68,7 @@ WORDS = {"equals": "=", "notEquals": "!=", "containsAny": "contains any of", "co
          "containsNone": "contains none of"}
 
 
-def observe_custom_field(node, ctx: CompileContext) -> list[Observation]:
+def observe_custom_field(node: Node, ctx: CompileContext) -> list[Observation]:
     key = node["field"]
     operator = next(op for op in OPERATORS if node.get(op) is not None)
     if operator == "exists":
@@ -80,7 +81,7 @@ def observe_custom_field(node, ctx: CompileContext) -> list[Observation]:
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="customField", input_type=CustomFieldCondition, validate=validate_custom_field,
         compile=compile_custom_field, observe=observe_custom_field,

@@ -12,11 +12,11 @@ import calendar
 import datetime as dt
 import enum
 from collections import defaultdict
-from typing import Optional
 
 import strawberry
 
-from .. import NEVER, CompileContext, Condition, Observation, RuleError, hookimpl
+from .. import NEVER, Condition, Observation, RuleError, hookimpl
+from ..api import CompileContext, Node, Query, Register, ValidationContext
 from .common import MAX_DAYS, require_days
 
 LAST_DAY = dt.date(9999, 12, 31)
@@ -35,12 +35,12 @@ class AnniversaryWindow(enum.Enum):
 class DateAnniversaryCondition:
     field: str = strawberry.field(description="Key of a declared DATE custom field.")
     window: AnniversaryWindow = strawberry.field(description="When the anniversary must fall.")
-    days: Optional[int] = strawberry.field(
+    days: int | None = strawberry.field(
         default=strawberry.UNSET,
         description=f"With NEXT_DAYS: how many days after today the window reaches, 1 to {MAX_DAYS}.")
 
 
-def validate_date_anniversary(node, ctx) -> None:
+def validate_date_anniversary(node: Node, ctx: ValidationContext) -> None:
     ctx.custom_field(node.get("field"), ("DATE",))
     if (node["window"] == "NEXT_DAYS") != (node.get("days") is not None):
         raise RuleError("`days` goes with window NEXT_DAYS, and NEXT_DAYS needs `days`")
@@ -55,6 +55,8 @@ def window_dates(window: str, today: dt.date, days: int | None) -> tuple[dt.date
         return monday, min(monday + dt.timedelta(days=6), LAST_DAY)
     if window == "THIS_MONTH":
         return today.replace(day=1), today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    if days is None:  # validation pairs NEXT_DAYS with `days`
+        raise RuleError("window NEXT_DAYS needs `days`")
     return today, (today + dt.timedelta(days=days)) if (LAST_DAY - today).days > days else LAST_DAY
 
 
@@ -82,7 +84,7 @@ def latest_years(first: dt.date, last: dt.date) -> dict[int, int]:
     return latest
 
 
-def compile_date_anniversary(node, ctx: CompileContext) -> dict:
+def compile_date_anniversary(node: Node, ctx: CompileContext) -> Query:
     key = node["field"]
     ctx.custom_path(key)
     first, last = window_dates(node["window"], ctx.today_date, node.get("days"))
@@ -110,14 +112,14 @@ def _runs(month_days: list[int]) -> list[tuple[int, int]]:
     return [(start, end) for start, end in runs]
 
 
-def observe_date_anniversary(node, ctx: CompileContext) -> list[Observation]:
+def observe_date_anniversary(node: Node, ctx: CompileContext) -> list[Observation]:
     first, last = window_dates(node["window"], ctx.today_date, node.get("days"))
     return [Observation(f"custom field {node['field']}", f"${ctx.custom_path(node['field'])}",
                         f"an anniversary from {first.isoformat()} to {last.isoformat()}")]
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="dateAnniversary", input_type=DateAnniversaryCondition, validate=validate_date_anniversary,
         compile=compile_date_anniversary, observe=observe_date_anniversary,

@@ -2,11 +2,11 @@
 strictly between two instants."""
 
 import datetime as dt
-from typing import Optional
 
 import strawberry
 
-from .. import CompileContext, Condition, Observation, RuleError, hookimpl, require_some
+from .. import Condition, Observation, RuleError, hookimpl, require_some
+from ..api import CompileContext, Node, Query, Register, ValidationContext
 from .common import MAX_DAYS, require_days
 
 BOUNDS = ("fromDays", "toDays", "after", "before")
@@ -16,20 +16,20 @@ BOUNDS = ("fromDays", "toDays", "after", "before")
                               "one. \"Between today and 7 days from now\" is `{fromDays: 0, toDays: 7}`.")
 class DateRangeCondition:
     field: str = strawberry.field(description="Key of a declared DATE custom field.")
-    from_days: Optional[int] = strawberry.field(
+    from_days: int | None = strawberry.field(
         default=strawberry.UNSET,
         description=f"The date's UTC day is this many days after today or later (negative: before today); "
                     f"{-MAX_DAYS} to {MAX_DAYS}.")
-    to_days: Optional[int] = strawberry.field(
+    to_days: int | None = strawberry.field(
         default=strawberry.UNSET,
         description=f"The date's UTC day is at most this many days after today; {-MAX_DAYS} to {MAX_DAYS}.")
-    after: Optional[dt.datetime] = strawberry.field(
+    after: dt.datetime | None = strawberry.field(
         default=strawberry.UNSET, description="The date is strictly after this instant.")
-    before: Optional[dt.datetime] = strawberry.field(
+    before: dt.datetime | None = strawberry.field(
         default=strawberry.UNSET, description="The date is strictly before this instant.")
 
 
-def validate_date_range(node, ctx) -> None:
+def validate_date_range(node: Node, ctx: ValidationContext) -> None:
     ctx.custom_field(node.get("field"), ("DATE",))
     require_some(node, BOUNDS)
     for name in ("fromDays", "toDays"):
@@ -44,13 +44,13 @@ def validate_date_range(node, ctx) -> None:
 
 def _instant(text: str) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(text)
-    return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed
 
 
-def compile_date_range(node, ctx: CompileContext) -> dict:
+def compile_date_range(node: Node, ctx: CompileContext) -> Query:
     # One range predicate (at least one bound is given, and date bounds only
     # match dates), so the compiler can lead with it on the field's index.
-    bounds: dict = {}
+    bounds: Query = {}
     if node.get("fromDays") is not None:
         bounds["$gte"] = ctx.day_start(ctx.today + node["fromDays"])
     if node.get("after") is not None:
@@ -62,7 +62,7 @@ def compile_date_range(node, ctx: CompileContext) -> dict:
     return {ctx.custom_path(node["field"]): bounds}
 
 
-def observe_date_range(node, ctx: CompileContext) -> list[Observation]:
+def observe_date_range(node: Node, ctx: CompileContext) -> list[Observation]:
     parts = []
     if node.get("fromDays") is not None:
         parts.append(f"on or after {ctx.date_of(ctx.today + node['fromDays']).isoformat()}")
@@ -76,7 +76,7 @@ def observe_date_range(node, ctx: CompileContext) -> list[Observation]:
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="dateRange", input_type=DateRangeCondition, validate=validate_date_range, compile=compile_date_range,
         observe=observe_date_range,

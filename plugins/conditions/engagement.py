@@ -3,18 +3,18 @@ total or on the last N days, optionally opens on one device only.
 
 Totals are plain fields of the rollup. A window "at least k on days >= D-N+1"
 is one comparison on the rollup's ``eventDays`` (the day of the k-th newest
-event; :func:`segmentql.server.rollups.at_least_since`), for every contact with
+event; :func:`segmentql.plugins.contact.at_least_since`), for every contact with
 no engagement after today. Only contacts with events dated after ``asOf`` (an
 ``asOf`` in the past) need the exact ``$expr`` that subtracts the later part.
 """
 
-from typing import Optional
+from collections.abc import Callable
 
 import strawberry
 
-from .. import (ALWAYS, NEVER, CompileContext, Comparison, Condition, Device, Metric, Observation, RuleError,
-                compare, hookimpl, needs)
-from ...server.rollups import DEVICE_SERIES, METRIC_SERIES, at_least_since, window_count_expression
+from .. import ALWAYS, NEVER, Comparison, Condition, Device, Metric, Observation, RuleError, compare, hookimpl, needs
+from ..api import CompileContext, Node, Query, Register, ValidationContext
+from ..contact import DEVICE_SERIES, METRIC_SERIES, at_least_since, window_count_expression
 from .common import MAX_DAYS, require_days
 
 TOTAL_PATHS = {"OPENS": "stats.opens", "CLICKS": "stats.clicks", "CONVERSIONS": "stats.conversions"}
@@ -26,27 +26,27 @@ class EngagementCondition:
     metric: Metric = strawberry.field(description="Which events are counted.")
     comparison: Comparison = strawberry.field(description="How the count is compared with `value`.")
     value: int = strawberry.field(description="The number of events to compare the count with.")
-    within_days: Optional[int] = strawberry.field(
+    within_days: int | None = strawberry.field(
         default=strawberry.UNSET,
         description=f"Count only events on the last N UTC days (today and the N-1 days before), 1 to {MAX_DAYS}. "
                     "Without it, every stored event counts.")
-    device: Optional[Device] = strawberry.field(
+    device: Device | None = strawberry.field(
         default=strawberry.UNSET, description="Count only opens on this device (metric OPENS only).")
 
 
-def validate_engagement(node, _ctx) -> None:
+def validate_engagement(node: Node, _ctx: ValidationContext) -> None:
     if node.get("device") is not None and node["metric"] != "OPENS":
         raise RuleError(f"`device` only applies to metric OPENS, not {node['metric']}")
     require_days(node.get("withinDays"), "`withinDays`", 1)
 
 
-def _negate(query: dict) -> dict:
+def _negate(query: Query) -> Query:
     if query is ALWAYS:
         return NEVER
     return {"$nor": [query]}
 
 
-def _at_least(k: int, series: str, first_day: int, ctx: CompileContext) -> dict:
+def _at_least(k: int, series: str, first_day: int, ctx: CompileContext) -> Query:
     """At least k events of the series on days first_day..today. "Some
     activity since first_day", which that implies, comes first: it is indexed,
     so a window rule on its own reads only the recently active contacts."""
@@ -63,37 +63,38 @@ def _at_least(k: int, series: str, first_day: int, ctx: CompileContext) -> dict:
     return {**implied, "$or": [nothing_later, some_later]}
 
 
-def _series(node) -> str:
-    """The rollup series counting the node's events (see rollups.METRIC_SERIES)."""
+def _series(node: Node) -> str:
+    """The rollup series counting the node's events (see contact.METRIC_SERIES)."""
     return DEVICE_SERIES[node["device"]] if node.get("device") else METRIC_SERIES[node["metric"]]
 
 
-def _total_path(node) -> str:
+def _total_path(node: Node) -> str:
     """The rollup field counting every event the node counts, whatever the day."""
     return f"stats.opensByDevice.{node['device']}" if node.get("device") else TOTAL_PATHS[node["metric"]]
 
 
-def compile_engagement(node, ctx: CompileContext) -> dict:
+def compile_engagement(node: Node, ctx: CompileContext) -> Query:
     comparison, value, days = node["comparison"], node["value"], node.get("withinDays")
     if days is None:
         return compare(_total_path(node), comparison, value)
     series = _series(node)
 
-    def at_least(k: int) -> dict:
+    def at_least(k: int) -> Query:
         return _at_least(k, series, ctx.today - days + 1, ctx)
 
     exactly = {"$and": [at_least(value), _negate(at_least(value + 1))]}
-    return {
+    queries: dict[str, Callable[[], Query]] = {
         "GTE": lambda: at_least(value),
         "GT": lambda: at_least(value + 1),
         "LT": lambda: _negate(at_least(value)),
         "LTE": lambda: _negate(at_least(value + 1)),
         "EQ": lambda: exactly,
         "NE": lambda: _negate(exactly),
-    }[comparison]()
+    }
+    return queries[comparison]()
 
 
-def observe_engagement(node, ctx: CompileContext) -> list[Observation]:
+def observe_engagement(node: Node, ctx: CompileContext) -> list[Observation]:
     """The count compile compares, from the same rollup fields: the total, or
     the window's count from the suffix sums (today's bucket on, minus later)."""
     metric, device, days = node["metric"], node.get("device"), node.get("withinDays")
@@ -106,7 +107,7 @@ def observe_engagement(node, ctx: CompileContext) -> list[Observation]:
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="engagement", input_type=EngagementCondition, validate=validate_engagement,
         compile=compile_engagement, observe=observe_engagement,

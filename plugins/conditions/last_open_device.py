@@ -3,6 +3,7 @@
 import strawberry
 
 from .. import Condition, Device, Observation, hookimpl, listing
+from ..api import CompileContext, Node, Query, Register, ValidationContext
 
 
 @strawberry.input(description="The device of the contact's latest OPEN is one of these.")
@@ -10,20 +11,20 @@ class DeviceCondition:
     in_: list[Device] = strawberry.field(name="in", description="Devices that match.")
 
 
-def validate_device(_node, _ctx) -> None:
+def validate_device(_node: Node, _ctx: ValidationContext) -> None:
     """Nothing beyond the schema: the list is required and non-empty lists are checked by the core."""
 
 
-def compile_device(node, _ctx) -> dict:
+def compile_device(node: Node, _ctx: CompileContext) -> Query:
     return {"stats.lastOpenDevice": {"$in": list(node["in"])}}
 
 
-def observe_device(node, _ctx) -> list:
+def observe_device(node: Node, _ctx: CompileContext) -> list[Observation]:
     return [Observation("device of the latest open", "$stats.lastOpenDevice", f"one of {listing(node['in'])}")]
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="lastOpenDevice", input_type=DeviceCondition, validate=validate_device, compile=compile_device,
         observe=observe_device,

@@ -1,11 +1,9 @@
 """``numericRange``: a NUMBER custom field compared with a value or within bounds."""
 
-from typing import Optional
-
 import strawberry
 
-from .. import (COMPARISON_OPERATORS, Comparison, CompileContext, Condition, Observation, RuleError, hookimpl, needs,
-                require_some)
+from .. import COMPARISON_OPERATORS, Comparison, Condition, Observation, RuleError, hookimpl, needs, require_some
+from ..api import CompileContext, Node, Query, Register, ValidationContext
 from .common import within
 
 
@@ -13,14 +11,14 @@ from .common import within
                               "together) or within `[min, max]`. A contact without the field never matches.")
 class NumericRangeCondition:
     field: str = strawberry.field(description="Key of a declared NUMBER custom field.")
-    comparison: Optional[Comparison] = strawberry.field(
+    comparison: Comparison | None = strawberry.field(
         default=strawberry.UNSET, description="How the field is compared with `value`.")
-    value: Optional[float] = strawberry.field(default=strawberry.UNSET, description="The number to compare with.")
-    min: Optional[float] = strawberry.field(default=strawberry.UNSET, description="Lowest matching value, inclusive.")
-    max: Optional[float] = strawberry.field(default=strawberry.UNSET, description="Highest matching value, inclusive.")
+    value: float | None = strawberry.field(default=strawberry.UNSET, description="The number to compare with.")
+    min: float | None = strawberry.field(default=strawberry.UNSET, description="Lowest matching value, inclusive.")
+    max: float | None = strawberry.field(default=strawberry.UNSET, description="Highest matching value, inclusive.")
 
 
-def validate_numeric_range(node, ctx) -> None:
+def validate_numeric_range(node: Node, ctx: ValidationContext) -> None:
     ctx.custom_field(node.get("field"), ("NUMBER",))
     compared = [n for n in ("comparison", "value") if node.get(n) is not None]
     bounded = [n for n in ("min", "max") if node.get(n) is not None]
@@ -31,12 +29,12 @@ def validate_numeric_range(node, ctx) -> None:
     require_some(node, ("comparison", "min", "max"))
 
 
-def compile_numeric_range(node, ctx: CompileContext) -> dict:
+def compile_numeric_range(node: Node, ctx: CompileContext) -> Query:
     path = ctx.custom_path(node["field"])
     # Comparison operators only match values of the operand's type (numbers),
     # which keeps the predicate index-friendly; NE also needs $type, or it
     # would match contacts without the field.
-    bounds: dict = {}
+    bounds: Query = {}
     if node.get("comparison") is not None:
         if node["comparison"] == "NE":
             bounds["$type"] = "number"
@@ -49,7 +47,7 @@ def compile_numeric_range(node, ctx: CompileContext) -> dict:
     return {path: bounds}
 
 
-def observe_numeric_range(node, ctx: CompileContext) -> list[Observation]:
+def observe_numeric_range(node: Node, ctx: CompileContext) -> list[Observation]:
     path = ctx.custom_path(node["field"])
     if node.get("comparison") is not None:
         needed = needs(node["comparison"], node["value"])
@@ -59,7 +57,7 @@ def observe_numeric_range(node, ctx: CompileContext) -> list[Observation]:
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="numericRange", input_type=NumericRangeCondition, validate=validate_numeric_range,
         compile=compile_numeric_range, observe=observe_numeric_range,

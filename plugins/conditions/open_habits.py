@@ -1,28 +1,27 @@
 """``openHabits``: the hour and weekday at which the contact usually opens,
 in the contact's own time zone (precomputed in the rollup at ingest)."""
 
-from typing import Optional
-
 import strawberry
 
 from .. import WEEKDAY_NUMBERS, Condition, Observation, RuleError, Weekday, hookimpl, listing, literal, require_some
+from ..api import CompileContext, Node, Query, Register, ValidationContext
 
 
 @strawberry.input(description="When the contact usually opens emails, in the contact's own time zone "
                               "(UTC when it has none). Parts given together must all hold.")
 class OpenHabitsCondition:
-    hour_from: Optional[int] = strawberry.field(
+    hour_from: int | None = strawberry.field(
         default=strawberry.UNSET,
         description="The most common open hour is at or after this hour (0-24). Alone: up to midnight. "
                     "Greater than `hourTo`: the range wraps midnight.")
-    hour_to: Optional[int] = strawberry.field(
+    hour_to: int | None = strawberry.field(
         default=strawberry.UNSET,
         description="The most common open hour is before this hour (0-24). Alone: from midnight.")
-    weekdays: Optional[list[Weekday]] = strawberry.field(
+    weekdays: list[Weekday] | None = strawberry.field(
         default=strawberry.UNSET, description="The most common open weekday (ties: the earliest) is one of these.")
 
 
-def validate_open_habits(node, _ctx) -> None:
+def validate_open_habits(node: Node, _ctx: ValidationContext) -> None:
     require_some(node, ("hourFrom", "hourTo", "weekdays"))
     for name in ("hourFrom", "hourTo"):
         hour = node.get(name)
@@ -37,10 +36,10 @@ def hours_in_range(hour_from: int | None, hour_to: int | None) -> list[int]:
     end = 24 if hour_to is None else hour_to
     if start <= end:
         return list(range(start, end))
-    return list(range(start, 24)) + list(range(0, end))
+    return list(range(start, 24)) + list(range(end))
 
 
-def compile_open_habits(node, _ctx) -> dict:
+def compile_open_habits(node: Node, _ctx: CompileContext) -> Query:
     clauses = []
     if node.get("hourFrom") is not None or node.get("hourTo") is not None:
         clauses.append({"stats.topOpenHour": {"$in": hours_in_range(node.get("hourFrom"), node.get("hourTo"))}})
@@ -49,7 +48,7 @@ def compile_open_habits(node, _ctx) -> dict:
     return {"$and": clauses}
 
 
-def observe_open_habits(node, _ctx) -> list[Observation]:
+def observe_open_habits(node: Node, _ctx: CompileContext) -> list[Observation]:
     found = []
     if node.get("hourFrom") is not None or node.get("hourTo") is not None:
         start, end = node.get("hourFrom") or 0, 24 if node.get("hourTo") is None else node["hourTo"]
@@ -64,7 +63,7 @@ def observe_open_habits(node, _ctx) -> list[Observation]:
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="openHabits", input_type=OpenHabitsCondition, validate=validate_open_habits,
         compile=compile_open_habits, observe=observe_open_habits,

@@ -1,10 +1,9 @@
 """``recency``: when the contact last opened / clicked / converted."""
 
-from typing import Optional
-
 import strawberry
 
-from .. import Activity, CompileContext, Condition, Observation, RuleError, hookimpl, require_exactly_one
+from .. import Activity, Condition, Observation, RuleError, hookimpl, require_exactly_one
+from ..api import CompileContext, Node, Query, Register, ValidationContext
 from .common import MAX_DAYS, require_days
 
 LAST_PATHS = {"OPENED": "stats.lastOpenAt", "CLICKED": "stats.lastClickAt",
@@ -15,11 +14,11 @@ LAST_PATHS = {"OPENED": "stats.lastOpenAt", "CLICKED": "stats.lastClickAt",
                               "more than N days ago. Give exactly one of `withinDays` and `moreThanDaysAgo`.")
 class RecencyCondition:
     activity: Activity = strawberry.field(description="Whose latest event is looked at.")
-    within_days: Optional[int] = strawberry.field(
+    within_days: int | None = strawberry.field(
         default=strawberry.UNSET,
         description=f"The latest event is on one of the last N UTC days (today and the N-1 days before); "
                     f"1 to {MAX_DAYS}.")
-    more_than_days_ago: Optional[int] = strawberry.field(
+    more_than_days_ago: int | None = strawberry.field(
         default=strawberry.UNSET,
         description=f"The latest event is on a UTC day N or more days before today; 1 to {MAX_DAYS}.")
     include_never: bool = strawberry.field(
@@ -27,7 +26,7 @@ class RecencyCondition:
         description="With `moreThanDaysAgo`: whether contacts that never had the activity match too.")
 
 
-def validate_recency(node, _ctx) -> None:
+def validate_recency(node: Node, _ctx: ValidationContext) -> None:
     require_exactly_one(node, ("withinDays", "moreThanDaysAgo"))
     require_days(node.get("withinDays"), "`withinDays`", 1)
     require_days(node.get("moreThanDaysAgo"), "`moreThanDaysAgo`", 1)
@@ -36,7 +35,7 @@ def validate_recency(node, _ctx) -> None:
         raise RuleError("`includeNever` only applies with `moreThanDaysAgo`")
 
 
-def compile_recency(node, ctx: CompileContext) -> dict:
+def compile_recency(node: Node, ctx: CompileContext) -> Query:
     path = LAST_PATHS[node["activity"]]
     today = ctx.today
     if node.get("withinDays") is not None:
@@ -51,7 +50,7 @@ LABELS = {"OPENED": "latest open", "CLICKED": "latest click", "CONVERTED": "late
           "ANY": "latest open, click or conversion"}
 
 
-def observe_recency(node, ctx: CompileContext) -> list[Observation]:
+def observe_recency(node: Node, ctx: CompileContext) -> list[Observation]:
     today = ctx.today
     if node.get("withinDays") is not None:
         first = ctx.date_of(today - node["withinDays"] + 1)
@@ -63,7 +62,7 @@ def observe_recency(node, ctx: CompileContext) -> list[Observation]:
 
 
 @hookimpl
-def segmentql_register_conditions(register):
+def segmentql_register_conditions(register: Register) -> None:
     register(Condition(
         field="recency", input_type=RecencyCondition, validate=validate_recency, compile=compile_recency,
         observe=observe_recency,

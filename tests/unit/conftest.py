@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from segmentql.server.registry import ConditionRegistry, load_registry
+from segmentql.plugins.registry import ConditionRegistry, load_registry
 
 NOT_HERE = "tests/unit is the fast tier (no database, HTTP or child process): move this test to tests/"
 

@@ -9,24 +9,24 @@ import datetime as dt
 import pytest
 
 from segmentql.plugins import ALWAYS, NEVER, CompileContext, Condition, Observation, RuleError, hookimpl
+from segmentql.plugins.registry import load_registry
 from segmentql.server import fieldtypes
 from segmentql.server.compiler import (
     PAGE_PROJECTION,
     PAGE_PROJECTION_WITHOUT_STATS,
     CompiledNode,
     CompiledRule,
-    ConditionFailed,
-    InvalidRule,
     _and,
     _index_first,
     _not,
     _or,
+    check,
     compile_rule,
+    compile_rule_for,
     extended_json,
-    indexed_fields,
 )
-from segmentql.server.database import INDEXED_CONTACT_FIELDS
-from segmentql.server.registry import load_registry
+from segmentql.server.database import INDEXED_CONTACT_FIELDS, Workspace
+from segmentql.server.errors import BadArgument, ConditionFailed, InvalidRule
 
 from ..test_plugin_output import EMITTED, NESTED_EXPR, EmitInput, emitting, rule_with
 
@@ -34,6 +34,7 @@ AS_OF = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
 CTX = CompileContext(as_of=AS_OF, custom_fields={"ltv": "NUMBER"}, coerce=fieldtypes.coerce)
 HOT = {"leadScore": {"$gte": 80, "$lte": 100}}
 EXPR = {"$expr": {"$gt": ["$stats.opens", 3]}}
+WORKSPACE = Workspace("w", "acme", {"ltv": {"type": "NUMBER"}}, newest_event_day=None)
 
 
 # -- simplification --------------------------------------------------------------
@@ -197,11 +198,46 @@ def test_observations_are_checked_like_queries():
         compile_rule({"wordy": {"on": True}}, registry_with(("wordy", strings)), CTX, nodes=[], observe=True)
 
 
+# -- the entry point: (rule, workspace facts, asOf) -> a compiled rule -------------------
+
+def test_a_rule_is_compiled_with_the_workspaces_facts_at_as_of(registry):
+    rule = {"all": [{"leadScore": {"tier": "HOT"}}, {"not": {"numericRange": {"field": "ltv", "min": 10}}}]}
+    compiled = compile_rule_for(registry, WORKSPACE, rule, AS_OF)
+    assert compiled.query == compile_rule(rule, registry, CTX)
+    assert (compiled.workspace_id, compiled.as_of, compiled.indexed) == ("w", AS_OF, WORKSPACE.indexed_paths)
+    assert [node.path for node in compiled.nodes] == ["all", "all[0].leadScore", "all[1].not",
+                                                      "all[1].not.numericRange"]
+    assert all(not node.observations for node in compiled.nodes)
+    observed = compile_rule_for(registry, WORKSPACE, rule, AS_OF, observe=True)
+    assert observed.nodes[1].observations
+
+
+def test_a_rule_is_checked_before_it_is_compiled(registry):
+    undeclared = {"numericRange": {"field": "score", "min": 1}}
+    for refuse in (lambda: check(registry, WORKSPACE, undeclared),
+                   lambda: compile_rule_for(registry, WORKSPACE, undeclared, AS_OF)):
+        with pytest.raises(InvalidRule, match=r"^numericRange: custom field 'score' is not declared"):
+            refuse()
+    check(registry, WORKSPACE, {"numericRange": {"field": "ltv", "min": 1}})
+
+
+def test_as_of_defaults_to_now_and_must_be_in_the_supported_range(registry):
+    rule = {"tags": {"includesAny": ["x"]}}
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    assert before < compile_rule_for(registry, WORKSPACE, rule, None).as_of
+    at = compile_rule_for(registry, WORKSPACE, rule, AS_OF.astimezone(dt.timezone(dt.timedelta(hours=9)))).as_of
+    assert at == AS_OF and at.utcoffset() == dt.timedelta(0)
+    with pytest.raises(BadArgument, match="outside the supported range"):
+        compile_rule_for(registry, WORKSPACE, rule, dt.datetime(1899, 12, 31, tzinfo=dt.UTC))
+
+
 # -- the leading $match ------------------------------------------------------------------
 
 def test_indexed_fields_are_the_fixed_ones_then_the_declared_paths():
-    assert indexed_fields({}) == INDEXED_CONTACT_FIELDS
-    assert indexed_fields({"signup": "DATE", "ltv": "NUMBER"}) == (
+    assert WORKSPACE.indexed_paths == INDEXED_CONTACT_FIELDS
+    fields = {"signup": {"type": "DATE", "indexed": True}, "ltv": {"type": "NUMBER", "indexed": True},
+              "plan": {"type": "TEXT", "indexed": False}}
+    assert Workspace("w", "acme", fields, None).indexed_paths == (
         *INDEXED_CONTACT_FIELDS, "custom.ltv", "custom.signup", "dateParts.signup.md")
 
 
@@ -236,35 +272,35 @@ def test_index_first_leaves_a_narrow_match_whole():
 # -- pipelines ------------------------------------------------------------------------------
 
 def test_counting_leads_with_workspace_and_index_then_the_rest():
-    rule = CompiledRule("w", {**HOT, "email": "a@example.com"})
+    rule = CompiledRule("w", {**HOT, "email": "a@example.com"}, AS_OF)
     assert rule.count_pipeline() == [{"$match": {"workspace_id": "w", **HOT}}, {"$match": {"email": "a@example.com"}},
                                      {"$count": "count"}]
 
 
 def test_a_rule_matching_everyone_counts_the_workspace():
-    assert CompiledRule("w", ALWAYS).count_pipeline() == [{"$match": {"workspace_id": "w"}}, {"$count": "count"}]
+    assert CompiledRule("w", ALWAYS, AS_OF).count_pipeline() == [{"$match": {"workspace_id": "w"}}, {"$count": "count"}]
 
 
 def test_expr_clauses_run_after_the_index_friendly_ones():
-    rule = CompiledRule("w", {"$and": [HOT, {"country": "US"}, EXPR]})
+    rule = CompiledRule("w", {"$and": [HOT, {"country": "US"}, EXPR]}, AS_OF)
     assert rule.count_pipeline() == [{"$match": {"workspace_id": "w", **HOT}}, {"$match": {"country": "US"}},
                                      {"$match": EXPR}, {"$count": "count"}]
 
 
 def test_expr_of_one_condition_in_a_group_still_runs_after_the_index_friendly_ones(registry):
     rule = {"all": [{"leadScore": {"tier": "HOT"}}, {"campaign": {"campaignId": "k1", "clickedUrlContains": "x"}}]}
-    first = CompiledRule("w", compile_rule(rule, registry, CTX)).count_pipeline()[0]["$match"]
+    first = CompiledRule("w", compile_rule(rule, registry, CTX), AS_OF).count_pipeline()[0]["$match"]
     assert first == {"workspace_id": "w", **HOT}
 
 
 def test_of_two_tests_of_one_field_the_first_leads_and_the_other_follows():
-    rule = CompiledRule("w", {"$and": [{"tags": {"$in": ["x"]}}, {"tags": {"$nin": ["y"]}}]})
+    rule = CompiledRule("w", {"$and": [{"tags": {"$in": ["x"]}}, {"tags": {"$nin": ["y"]}}]}, AS_OF)
     assert rule.count_pipeline() == [{"$match": {"workspace_id": "w", "tags": {"$in": ["x"]}}},
                                      {"$match": {"$and": [{"tags": {"$nin": ["y"]}}]}}, {"$count": "count"}]
 
 
 def test_a_page_is_id_ordered_after_the_cursor_with_one_extra_document():
-    rule = CompiledRule("w", {"email": "a"})
+    rule = CompiledRule("w", {"email": "a"}, AS_OF)
     assert rule.page_pipeline("c7", 10) == [
         {"$match": {"workspace_id": "w", "id": {"$gt": "c7"}}}, {"$match": {"email": "a"}},
         {"$sort": {"id": 1}}, {"$limit": 11}, {"$project": PAGE_PROJECTION}]
@@ -274,7 +310,7 @@ def test_a_page_is_id_ordered_after_the_cursor_with_one_extra_document():
 
 
 def test_ids_and_members_then():
-    rule = CompiledRule("w", HOT)
+    rule = CompiledRule("w", HOT, AS_OF)
     assert rule.ids_pipeline() == [{"$match": {"workspace_id": "w", **HOT}}, {"$project": {"_id": 0, "id": 1}},
                                    {"$sort": {"id": 1}}]
     assert rule.members_then({"$limit": 1}) == [{"$match": {"workspace_id": "w", **HOT}}, {"$limit": 1}]
@@ -283,7 +319,7 @@ def test_ids_and_members_then():
 def compiled_with_nodes(registry) -> CompiledRule:
     nodes: list[CompiledNode] = []
     query = compile_rule({"not": {"leadScore": {"tier": "HOT"}}}, registry, CTX, nodes=nodes, observe=True)
-    return CompiledRule("w", query, tuple(nodes))
+    return CompiledRule("w", query, AS_OF, tuple(nodes))
 
 
 def test_the_breakdown_counts_each_node_in_one_facet(registry):

@@ -1,13 +1,14 @@
 """Rollups: one contact's ``stats`` computed from its raw events alone, the
-one function ingestion and ``rebuild-rollups`` share (server/rollups.py
-documents every field)."""
+one function ingestion and ``rebuild-rollups`` share (the contact contract,
+``segmentql.plugins.contact``, documents every field)."""
 
 import datetime as dt
 
 import pytest
 
+from segmentql.plugins.contact import day_number
 from segmentql.server import rollups
-from segmentql.server.rollups import UnusableData, at_least_since, compute_stats, day_number, day_start, empty_stats
+from segmentql.server.rollups import UnusableData, compute_stats, empty_stats
 
 LAUNCH = {"name": "Launch", "sentAt": dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)}
 DIGEST = {"name": "Digest", "sentAt": dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)}
@@ -21,12 +22,6 @@ def event(id: str, kind: str, at: str, **extra) -> dict:
 
 def day(text: str) -> int:
     return day_number(dt.date.fromisoformat(text))
-
-
-def test_day_numbers_count_utc_days_since_1970():
-    assert day_number(dt.date(1970, 1, 2)) == 1
-    assert day_number(dt.datetime(2026, 11, 2, 1, tzinfo=dt.timezone(dt.timedelta(hours=9)))) == day("2026-11-01")
-    assert day_start(day("2026-11-02")) == dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 
 
 def test_no_events_is_the_empty_rollup():
@@ -70,12 +65,6 @@ def test_event_days_hold_the_day_of_each_newest_event():
                            for i, d in enumerate((1, 3, 3, 2))], None, {})
     assert stats["eventDays"]["opens"] == [day("2026-11-03"), day("2026-11-03"), day("2026-11-02"), day("2026-11-01")]
     assert stats["eventDays"]["clicks"] == [] and stats["eventDays"]["opensMobile"] == []
-
-
-def test_at_least_k_since_a_day_reads_the_kth_newest_event_day_or_the_buckets():
-    assert at_least_since("opens", 3, 100) == {"stats.eventDays.opens.2": {"$gte": 100}}
-    assert at_least_since("clicks", rollups.DAYS_KEPT + 1, 100) == {
-        "stats.activity": {"$elemMatch": {"day": {"$gte": 100}, "clicksSince": {"$gte": rollups.DAYS_KEPT + 1}}}}
 
 
 def test_open_habits_are_counted_in_the_contacts_time_zone():

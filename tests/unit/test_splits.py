@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from segmentql.server.segments import BadArgument
+from segmentql.server.errors import BadArgument
 from segmentql.server.splits import MAX_VARIANTS, Splitter, Variant, check_variants, position
 
 ABC = [Variant("A", 50), Variant("B", 30), Variant("C", 20)]

@@ -5,9 +5,10 @@ path of its node and a reason a marketer can act on."""
 import pytest
 
 from segmentql.plugins import Condition, ValidationContext, hookimpl
+from segmentql.plugins.registry import load_registry
 from segmentql.server import fieldtypes
-from segmentql.server.compiler import ConditionFailed, InvalidRule, RuleLimits, validate_rule
-from segmentql.server.registry import load_registry
+from segmentql.server.compiler import RuleLimits, validate_rule
+from segmentql.server.errors import ConditionFailed, InvalidRule
 
 from ..test_plugin_output import EmitInput
 from ..test_rule_validation import CASES, FIELDS

@@ -1,8 +1,6 @@
 """``emailDomain``: the part of the contact's email address after the last "@",
 compared case-insensitively with a list of domains."""
 
-from typing import Optional
-
 import strawberry
 
 from segmentql.plugins import Condition, Observation, RuleError, hookimpl, listing, literal, require_exactly_one
@@ -11,9 +9,9 @@ from segmentql.plugins import Condition, Observation, RuleError, hookimpl, listi
 @strawberry.input(description="The domain of the contact's email address (case-insensitive). "
                               "Give exactly one of `in` and `notIn`.")
 class EmailDomainCondition:
-    in_: Optional[list[str]] = strawberry.field(
+    in_: list[str] | None = strawberry.field(
         name="in", default=strawberry.UNSET, description="The email's domain is one of these, e.g. example.com.")
-    not_in: Optional[list[str]] = strawberry.field(
+    not_in: list[str] | None = strawberry.field(
         default=strawberry.UNSET, description="The email's domain is none of these.")
 
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import pluggy
 
-from segmentql.plugins import hookspecs
-from segmentql.plugins.api import Condition
-from segmentql.plugins.conditions import BUILTIN_MODULES
+from . import hookspecs
+from .api import Condition
+from .conditions import BUILTIN_MODULES
 
-RESERVED_FIELDS = frozenset({"all", "any", "not"})
+# The group keys of a rule tree (``{"all": [...]}``, ``{"not": {...}}``): the
+# compiler and ``RuleInput`` read them, so no condition may register them.
+GROUPS = ("all", "any", "not")
 GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 BUILTIN_PREFIX = "segmentql.plugins.conditions."
 
@@ -60,18 +62,19 @@ class ConditionRegistry:
         return self.conditions[field]
 
 
-def _is_strawberry_input(cls) -> bool:
+def _is_strawberry_input(cls: object) -> bool:
     definition = getattr(cls, "__strawberry_definition__", None)
     return definition is not None and getattr(definition, "is_input", False)
 
 
-def _check(condition, plugin: str) -> None:
+def _checked(condition: object, plugin: str) -> Condition:
+    """``condition`` if it is a well-formed Condition; PluginError naming ``plugin`` if not."""
     if not isinstance(condition, Condition):
         raise PluginError(f"plugin {plugin!r} registered {condition!r}, which is not a segmentql.plugins.Condition")
     field = condition.field
     if not isinstance(field, str) or not GRAPHQL_NAME.match(field):
         raise PluginError(f"plugin {plugin!r} registered field {field!r}, which is not a GraphQL name")
-    if field in RESERVED_FIELDS:
+    if field in GROUPS:
         raise PluginError(f"plugin {plugin!r} registered field {field!r}, which is reserved for rule groups")
     if not _is_strawberry_input(condition.input_type):
         raise PluginError(f"plugin {plugin!r}: field {field!r} has input_type {condition.input_type!r}, "
@@ -83,6 +86,7 @@ def _check(condition, plugin: str) -> None:
         raise PluginError(f"plugin {plugin!r}: field {field!r} has an observe that is not callable")
     if not isinstance(condition.description, str) or not condition.description.strip():
         raise PluginError(f"plugin {plugin!r}: field {field!r} needs a description")
+    return condition
 
 
 def _distributions() -> dict[str, tuple[str, str]]:
@@ -121,7 +125,7 @@ def plugin_manager(load_entry_points: bool = True, allow: Iterable[str] | None =
                 raise PluginError(f"two plugins are named {ep.name!r}; uninstall one of them")
             try:
                 plugin = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure names the plugin
+            except Exception as exc:  # any import failure names the plugin
                 raise PluginError(f"plugin {ep.name!r} failed to import: {type(exc).__name__}: {exc}") from exc
             pm.register(plugin, name=ep.name)
     try:
@@ -142,20 +146,21 @@ def build_registry(pm: pluggy.PluginManager) -> ConditionRegistry:
                          else dists.get(name, (None, None)))
         fields: list[str] = []
 
-        def register(condition, _plugin=name, _fields=fields, _dist=dist, _version=version):
-            _check(condition, _plugin)
-            if condition.field in conditions:
-                other = conditions[condition.field].plugin
+        def register(condition: object, _plugin: str = name, _fields: list[str] = fields, _dist: str | None = dist,
+                     _version: str | None = version) -> None:
+            checked = _checked(condition, _plugin)
+            if checked.field in conditions:
+                other = conditions[checked.field].plugin
                 raise PluginError(f"plugins {other!r} and {_plugin!r} both register the RuleInput field "
-                                  f"{condition.field!r}; disable one of them")
-            conditions[condition.field] = RegisteredCondition(condition, _plugin, _dist, _version)
-            _fields.append(condition.field)
+                                  f"{checked.field!r}; disable one of them")
+            conditions[checked.field] = RegisteredCondition(checked, _plugin, _dist, _version)
+            _fields.append(checked.field)
 
         try:
             impl.function(register=register)
         except PluginError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a failing plugin must name itself
+        except Exception as exc:  # a failing plugin must name itself
             raise PluginError(f"plugin {name!r} failed while registering conditions: "
                               f"{type(exc).__name__}: {exc}") from exc
         plugins.append(PluginInfo(name, dist, version, tuple(fields), builtin))

@@ -8,7 +8,7 @@ no key; the queries it sends do.
 No request can hold the service for long (README, "Limits"): a document's
 validation is bounded (``schema/limits.py``), a request's cost is checked
 before it runs (``schema/cost.py``), its database work keeps to one deadline
-and to its workspace's lanes (``deadline.py``), and it is cancelled when its
+and to its workspace's lanes (``server/deadline.py``), and it is cancelled when its
 client hangs up.
 """
 
@@ -18,24 +18,25 @@ import gc
 import logging
 import time
 
+from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from pymongo.errors import PyMongoError
 from strawberry.asgi import GraphQL
 from strawberry.extensions import MaxTokensLimiter, ParserCache
 
+from segmentql.plugins.registry import ConditionRegistry, load_registry
 from segmentql.schema import build_schema
 from segmentql.schema.context import RequestContext
 from segmentql.schema.cost import CostModel, QueryCost
 from segmentql.schema.limits import BoundedValidation, DocumentCheck, DocumentLimits
+from segmentql.server import deadline, ingest, transport
+from segmentql.server.database import Database
+from segmentql.server.errors import BadRequest
+from segmentql.server.settings import Settings
 
-from . import deadline, ingest, transport
-from .database import Database
 from .graphiql import ASSETS_URL, asset, graphiql_page
-from .registry import ConditionRegistry, load_registry
-from .settings import Settings
 
 log = logging.getLogger("segmentql")
 
@@ -203,7 +204,7 @@ class Gate:
             return None
         try:
             transport.check_query_params(request.query_params, self._parse())
-        except transport.BadRequest as bad:
+        except BadRequest as bad:
             return _refusal(bad.status, bad.code, str(bad), bad.headers)
         return None
 
@@ -231,7 +232,7 @@ class Gate:
             body = b"".join(chunks)
             try:
                 transport.check_body(body, self._parse())
-            except transport.BadRequest as bad:
+            except BadRequest as bad:
                 raise Refused(bad.status, bad.code, str(bad)) from None
             body_given = True
             return {"type": "http.request", "body": body, "more_body": False}
@@ -259,6 +260,15 @@ class Gate:
         # A browser navigating here (even with ?query=... to prefill the editor)
         # gets the page; GraphQL clients using GET ask for JSON and need a key.
         return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+async def _responds(db: Database) -> bool:
+    """Whether the database answers a ping (``/healthz`` reports, never raises)."""
+    try:
+        await db.ping()
+    except Exception:  # noqa: BLE001 - any failure is "unavailable"
+        return False
+    return True
 
 
 class AppState:
@@ -289,11 +299,9 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
     graphql = Gate(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
 
     async def health(_request: Request) -> Response:
-        try:
-            await state.db.ping()
-        except Exception:  # noqa: BLE001 - health reports, never raises
-            return JSONResponse({"status": "database unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        if state.db is not None and await _responds(state.db):
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "database unavailable"}, status_code=503)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):

@@ -13,19 +13,22 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from pymongo.errors import PyMongoError
 
-from . import ingest, snapshots
-from .database import Database, WorkspaceExists
-from .embedded import EmbeddedServer, EmbeddedServerError
-from .importer import ImportRefused, Progress, import_directory
-from .registry import PluginError, load_registry
-from .settings import Settings, SettingsError
+from segmentql.plugins.registry import PluginError, load_registry
+from segmentql.server import ingest, snapshots
+from segmentql.server.database import Database
+from segmentql.server.embedded import EmbeddedServer, EmbeddedServerError
+from segmentql.server.errors import Conflict
+from segmentql.server.importer import ImportRefused, ImportReport, Progress, import_directory
+from segmentql.server.settings import Settings, SettingsError
 
 DEMO_WORKSPACE = "demo"
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -46,9 +49,9 @@ def database_uri(settings: Settings) -> Iterator[str]:
         server.stop()
 
 
-def run_with_db(settings: Settings, work) -> object:
+def run_with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work(db)`` (a coroutine function) against the configured database."""
-    async def main(uri: str):
+    async def main(uri: str) -> T:
         db = Database(uri, settings.database, settings.max_time_ms)
         try:
             await db.ensure_indexes()
@@ -74,10 +77,10 @@ def cmd_workspace_create(args, settings: Settings) -> None:
     if not name or len(name) > 100:
         raise CommandError("a workspace name must be 1 to 100 characters")
 
-    async def work(db):
+    async def work(db: Database) -> str:
         try:
             _doc, key = await db.create_workspace(name)
-        except WorkspaceExists as exc:
+        except Conflict as exc:
             raise CommandError(f"{exc}; issue another key with: segmentql workspace key {name}") from None
         return key
 
@@ -87,7 +90,7 @@ def cmd_workspace_create(args, settings: Settings) -> None:
 
 
 def cmd_workspace_key(args, settings: Settings) -> None:
-    async def work(db):
+    async def work(db: Database) -> str:
         key = await db.add_workspace_key(args.name)
         if key is None:
             raise CommandError(f"no workspace named {args.name!r}")
@@ -109,7 +112,7 @@ def _print_import_report(report, stream=sys.stderr) -> None:
 def cmd_import(args, settings: Settings) -> None:
     directory = Path(args.directory)
 
-    async def work(db):
+    async def work(db: Database) -> ImportReport:
         workspace_id = await _workspace_id(db, args.workspace)
         return await import_directory(db, workspace_id, directory, settings.ingest_batch_size,
                                       Progress(quiet=args.quiet))
@@ -124,7 +127,7 @@ def cmd_import(args, settings: Settings) -> None:
 
 
 def cmd_rebuild(args, settings: Settings) -> None:
-    async def work(db):
+    async def work(db: Database) -> int:
         return await ingest.rebuild_all_rollups(db, await _workspace_id(db, args.workspace))
 
     print(f"rebuilt the rollups of {run_with_db(settings, work)} contacts from their raw events", file=sys.stderr)
@@ -133,7 +136,7 @@ def cmd_rebuild(args, settings: Settings) -> None:
 def cmd_record_sizes(args, settings: Settings) -> None:
     registry = _registry(settings)
 
-    async def work(db):
+    async def work(db: Database) -> list[tuple[dict, int | str]]:
         workspace_id = await _workspace_id(db, args.workspace) if args.workspace else None
         await ingest.upgrade_rollups(db)  # sizes counted on older rollups would be wrong
         return await snapshots.record_sizes(db, registry, workspace_id)
@@ -207,8 +210,9 @@ def cmd_demo(args, settings: Settings) -> None:
         subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(dataset), "--contacts",
                         str(args.contacts), "--seed", "7"], check=True, stdout=sys.stderr)
 
-    async def work(db):
+    async def work(db: Database) -> str | None:
         workspace = await db.workspace_by_name(DEMO_WORKSPACE)
+        key: str | None
         if workspace is None:
             workspace, key = await db.create_workspace(DEMO_WORKSPACE)
         else:

@@ -40,7 +40,7 @@ ASSETS = {  # served name -> path inside node_modules
     "react.production.min.js": "react/umd/react.production.min.js",
     "react-dom.production.min.js": "react-dom/umd/react-dom.production.min.js",
 }
-# segmentql's own: the page's script and style (server/static/).
+# segmentql's own: the page's script and style (segmentql_pkg/static/).
 OWN_ASSETS = ("segmentql-graphiql.js", "segmentql-graphiql.css")
 MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 SECURITY_HEADERS = {
@@ -88,7 +88,7 @@ def default_document() -> dict:
 
 @cache
 def _page() -> str:
-    template = resources.files("segmentql.server").joinpath("static", "graphiql.html").read_text()
+    template = resources.files("segmentql").joinpath("static", "graphiql.html").read_text()
     document = json.dumps(default_document()).replace("</", "<\\/")
     return template.replace("{{ASSETS}}", ASSETS_URL).replace("{{DEFAULT_DOCUMENT}}", document)
 
@@ -105,7 +105,7 @@ def graphiql_page() -> Response:
 async def asset(request: Request) -> Response:
     name = request.path_params["name"]
     if name in OWN_ASSETS:
-        path = Path(str(resources.files("segmentql.server").joinpath("static", name)))
+        path = Path(str(resources.files("segmentql").joinpath("static", name)))
     elif name in ASSETS:
         path = node_modules() / ASSETS[name]
     else:

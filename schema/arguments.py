@@ -1,0 +1,28 @@
+"""GraphQL arguments several fields share, and the checks whose messages
+name an argument: a refusal names what the client sent (`first`,
+`withinDays`), so it is worded here and not by the services, which take
+plain values and know nothing of GraphQL."""
+
+import datetime as dt
+from typing import Annotated
+
+import strawberry
+
+from segmentql.server.errors import BadArgument
+
+
+def described(description: str):
+    """An argument's annotation carrying its description (shown in the SDL and GraphiQL)."""
+    return strawberry.argument(description=description)
+
+
+AsOf = Annotated[dt.datetime | None, described(
+    "Evaluate as of this instant (default: now). Today is its UTC calendar day; stored events are not hidden.")]
+Id = Annotated[strawberry.ID, described("The id.")]
+
+
+def in_range(name: str, value: int, low: int, high: int) -> int:
+    """``value``, given as the argument ``name``, when it lies from ``low`` to ``high``."""
+    if not low <= value <= high:
+        raise BadArgument(f"`{name}` must be between {low} and {high}, got {value}")
+    return value

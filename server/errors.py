@@ -1,0 +1,133 @@
+"""Every error segmentql tells a client about: a base class carrying the code
+the client sees, and one subclass per kind.
+
+Code that refuses something raises the kind that fits; the client's
+``extensions.code`` is the class's ``code``. The GraphQL error extension
+(``schema/errors.py``) reads it from whatever :class:`SegmentqlError` a
+resolver raised, and the HTTP gate answers a :class:`BadRequest` with its
+code and status, so a new kind needs no mapping anywhere else. The message is
+the text the client reads: it names what is wrong and never holds internals.
+
+Not here, on purpose:
+
+- errors told to an operator, never to a client: ``settings.SettingsError``,
+  ``embedded.EmbeddedServerError``, ``importer.ImportRefused`` and the
+  command line's ``CommandError``. A command prints them as one line and
+  exits; no client could see a code of theirs, so they are plain exceptions
+  of the modules raising them.
+- errors of one module's own protocol, turned into something else where they
+  leave it: ``instants.OutOfRange`` (a :class:`BadArgument`, a refused item
+  or unusable stored data), ``ingest.ItemInvalid`` (one refused item, reported
+  in its batch's result while the rest is stored), ``rollups.UnusableData``
+  (logged, the contact skipped).
+- the plugin layer's ``RuleError`` and ``PluginError``: ``segmentql.plugins``
+  imports nothing of the service. The compiler turns a ``RuleError`` into
+  :class:`InvalidRule` and any other plugin failure into
+  :class:`ConditionFailed`.
+- GraphQL's own: a document refused by validation (``schema/limits.py``
+  reports ``GraphQLError``s, as graphql-core's validation rules must) or a
+  literal a scalar cannot parse.
+- the database driver's errors (timeouts, an unreachable server): they are
+  not ours, and ``schema/errors.py`` maps their types.
+"""
+
+from typing import ClassVar
+
+
+class SegmentqlError(Exception):
+    """An error a client is told about. Raise a subclass: each sets ``code``."""
+
+    code: ClassVar[str]
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        """The GraphQL error's ``extensions``: the code, and whatever else a kind tells."""
+        return {"code": self.code}
+
+
+class BadArgument(SegmentqlError):
+    """An argument outside what the field accepts; the message names it."""
+
+    code = "BAD_USER_INPUT"
+
+
+class InvalidRule(SegmentqlError):
+    """A rule that is not well formed; ``str()`` names the node's path and the reason."""
+
+    code = "INVALID_RULE"
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class ConditionFailed(SegmentqlError):
+    """A plugin failed on one node, or gave something the service or the
+    database refuses; the request fails, the service lives on. ``reason``
+    completes "the condition at <path> (plugin <name>) ..."."""
+
+    code = "CONDITION_FAILED"
+
+    def __init__(self, path: str, plugin: str, reason: str):
+        self.path, self.plugin = path, plugin
+        super().__init__(f"the condition at {path} (plugin {plugin!r}) {reason}")
+
+    @classmethod
+    def raised(cls, path: str, plugin: str, error: BaseException) -> "ConditionFailed":
+        """The plugin's own exception: only its type is told, since its message
+        may hold internals (connection strings, rule values)."""
+        return cls(path, plugin, f"failed: {type(error).__name__}")
+
+
+class NotFound(SegmentqlError):
+    """The thing asked for does not exist in this workspace."""
+
+    code = "NOT_FOUND"
+
+
+class Conflict(SegmentqlError):
+    """The change contradicts what is stored or how it must be named (a custom
+    field declared again with another type, a key that is not a field key, a
+    workspace name taken)."""
+
+    code = "CONFLICT"
+
+
+class LimitExceeded(SegmentqlError):
+    """The change would pass a budget (a workspace's indexed custom fields, the
+    collection's indexes); nothing was written."""
+
+    code = "LIMIT_EXCEEDED"
+
+
+class QueryTooCostly(SegmentqlError):
+    """A request costing more than the budget (``schema/cost.py``); nothing of
+    it ran. The client is told both numbers."""
+
+    code = "QUERY_TOO_COSTLY"
+
+    def __init__(self, message: str, cost: int, budget: int):
+        self.cost, self.budget = cost, budget
+        super().__init__(message)
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {**super().extensions, "cost": self.cost, "budget": self.budget}
+
+
+class BadRequest(SegmentqlError):
+    """An HTTP request that is not a GraphQL request strawberry can run
+    (``transport``); the gate answers it with ``status`` before GraphQL runs.
+    ``str()`` says what to send instead."""
+
+    code = "BAD_REQUEST"
+    status: ClassVar[int] = 400
+    headers: ClassVar[dict[str, str]] = {}
+
+
+class MethodNotAllowed(BadRequest):
+    """A mutation (or subscription) sent by GET, which runs queries only."""
+
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+    headers: ClassVar[dict[str, str]] = {"Allow": "POST"}

@@ -402,22 +402,22 @@ class Database:
         """Write contact changes: each write sets and unsets only its paths,
         so concurrent writers of other fields (or other custom keys) keep
         theirs. Contacts in ``new_ids`` were absent when the batch was read and
-        are inserted whole (``on_insert`` with the change applied), which the
-        embedded server does several times faster than upserts; one created
+        are inserted whole (``on_insert`` with the change applied); one created
         meanwhile by another writer gets the change alone, its own fields
-        kept. Returns the ids of those (of ``new_ids``) that existed after all."""
+        kept. The others are updated, never created: one deleted since it was
+        read stays deleted. Returns the ids of those (of ``new_ids``) that
+        existed after all."""
         if not writes:
             return set()
 
-        def upsert(write: ContactWrite) -> UpdateOne:
-            update = paths.update_document(write.change)
-            update["$setOnInsert"] = {
-                "workspace_id": workspace_id, "id": write.id,
-                **{p: v for p, v in write.on_insert.items() if not any(paths.overlaps(p, c) for c in write.change)}}
-            return UpdateOne(self._by_keys(workspace_id, [doc_key(workspace_id, write.id)]), update, upsert=True)
+        def update(write: ContactWrite) -> UpdateOne:
+            # Not an upsert: a contact deleted since it was read stays deleted
+            # (and a change alone would make a contact without its defaults).
+            return UpdateOne(self._by_keys(workspace_id, [doc_key(workspace_id, write.id)]),
+                             paths.update_document(write.change))
 
         fresh = [w for w in writes if w.id in new_ids]
-        retry = [upsert(w) for w in writes if w.id not in new_ids]
+        retry = [update(w) for w in writes if w.id not in new_ids]
         taken: set[int] = set()
         if fresh:
             try:
@@ -428,7 +428,7 @@ class Database:
                 taken = {e["index"] for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
                 if len(taken) != len(exc.details["writeErrors"]):
                     raise
-                retry += [upsert(fresh[i]) for i in sorted(taken)]
+                retry += [update(fresh[i]) for i in sorted(taken)]
         if retry:
             await self.db.contacts.bulk_write(retry, ordered=False)
         return {fresh[i].id for i in taken}

@@ -93,7 +93,11 @@ def run(data_dir: Path, port: int, command: list[str]) -> int:
         signal.signal(sig, lambda signum, _frame: requested.append(signum))
 
     linux = sys.platform.startswith("linux")
-    db = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_die_with(os.getpid()) if linux else None)
+    # The database inherits the lock's open file, so the lock is held until it
+    # has exited too: a watchdog killed outright leaves nobody able to start a
+    # second database on these files while the first is still shutting down.
+    db = subprocess.Popen(command, stdin=subprocess.DEVNULL, pass_fds=(own,),
+                          preexec_fn=_die_with(os.getpid()) if linux else None)
     info = data_dir / INFO
     try:
         partial = info.with_suffix(".tmp")

@@ -282,8 +282,15 @@ async def upsert_contacts(db: Database, workspace_id: str, items: list,
     state = {cid: {k: doc.get(k) for k in CONTACT_FIELDS} for cid, doc in stored.items()}
     changes: dict[str, paths.Change] = {}
     if held:
-        changes.update({cid: held[cid] for cid in ids if cid in held and cid not in stored})
-        state.update({cid: paths.apply(CONTACT_DEFAULTS, change) for cid, change in changes.items()})
+        for cid in ids & held.keys():
+            if cid in stored:
+                # Created meanwhile by another writer: the held change joins this
+                # batch's write to it, before this batch's (later) items for it.
+                changes[cid] = held.pop(cid)
+                state[cid] = paths.apply(state[cid], changes[cid])
+            else:
+                changes[cid] = held[cid]
+                state[cid] = paths.apply(CONTACT_DEFAULTS, changes[cid])
     outcomes: list[_Outcome] = []
     for index, item in enumerate(items):
         try:

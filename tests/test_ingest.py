@@ -220,6 +220,21 @@ def test_contacts_held_by_an_import_are_created_once_with_their_rollups(gql):
     assert gql.graphql(CONTACT, id="h2")["contact"]["stats"]["opens"] == 2
 
 
+def test_a_held_contact_created_meanwhile_by_another_writer_keeps_the_later_rows(gql):
+    """An import holds a new contact; another writer creates it; a later import
+    row for it is written then, together with the held change, and the import's
+    end does not write the older held change over either."""
+    from segmentql.server import ingest
+
+    held: dict = {}
+    gql.call(ingest.upsert_contacts, gql.db, gql.workspace_id, [{"id": "h", "email": "first@example.com"}], held)
+    gql.graphql(CONTACTS, c=[{"id": "h", "email": "api@example.com", "country": "FR"}])  # the other writer
+    gql.call(ingest.upsert_contacts, gql.db, gql.workspace_id, [{"id": "h", "email": "later@example.com"}], held)
+    gql.call(ingest.create_contacts, gql.db, gql.workspace_id, held)
+    contact = gql.graphql(CONTACT, id="h")["contact"]
+    assert (contact["email"], contact["country"]) == ("later@example.com", "FR")
+
+
 def test_later_fields_of_a_mutation_see_what_earlier_ones_changed(gql):
     """Within a mutation every field reads the workspace's facts afresh, so a
     snapshot taken later in the same request knows the event just recorded is

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import bson
@@ -149,12 +149,13 @@ def now() -> dt.datetime:
 
 @dataclass(frozen=True)
 class ContactWrite:
-    """One contact's change (see :mod:`.paths`), and the fields a contact
-    created by it starts with (defaults, rollups, timestamps)."""
+    """One contact's change (see :mod:`.paths`), and, for a contact it
+    creates, the fields that contact starts with (defaults, rollups,
+    timestamps); an update of a stored contact needs none."""
 
     id: str
     change: paths.Change
-    on_insert: Mapping
+    on_insert: Mapping = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -312,8 +312,7 @@ async def upsert_contacts(db: Database, workspace_id: str, items: list,
         changes[cid] = paths.merge(changes.get(cid, {}), change)
     stamp = now()
     await db.write_contacts(workspace_id, [
-        ContactWrite(cid, {**change, "updatedAt": stamp}, {**CONTACT_DEFAULTS, "createdAt": stamp,
-                                                           "stats": empty_stats()})
+        ContactWrite(cid, {**change, "updatedAt": stamp})
         for cid, change in changes.items() if cid in stored])
     created = {cid: change for cid, change in changes.items() if cid not in stored}
     failures: RollupFailures = {}

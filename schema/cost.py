@@ -77,6 +77,7 @@ from segmentql.server.errors import QueryTooCostly
 from segmentql.server.splits import MAX_VARIANTS
 
 from .build import MAX_BATCH
+from .fragments import Fragments
 
 EVALUATION = 1000
 ROW = 1
@@ -154,9 +155,7 @@ class _Walk:
         self.model, self.schema, self.variables = model, schema, variables
         self.defaults = {d.variable.name.value: self._value(d.default_value)
                          for d in operation.variable_definitions or () if d.default_value is not None}
-        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        self.done: dict[tuple[str, int | None], Cost] = {}
-        self.open: set[str] = set()
+        self.fragments = Fragments(document, Cost)
 
     def _value(self, node: ValueNode):
         if isinstance(node, VariableNode):
@@ -194,17 +193,10 @@ class _Walk:
         return total
 
     def fragment(self, name: str, items: int | None) -> Cost:
-        key = (name, items)
-        if key in self.done:
-            return self.done[key]
-        definition = self.fragments.get(name)
-        if definition is None or name in self.open:
-            return Cost()  # validation refuses these
-        self.open.add(name)
-        kind = self.schema.get_type(definition.type_condition.name.value)
-        self.done[key] = self.selections(definition.selection_set, kind, items)
-        self.open.discard(name)
-        return self.done[key]
+        def walk(definition: FragmentDefinitionNode) -> Cost:
+            kind = self.schema.get_type(definition.type_condition.name.value)
+            return self.selections(definition.selection_set, kind, items)
+        return self.fragments.measure(name, (name, items), walk)
 
     def field(self, node: FieldNode, parent, items: int | None) -> Cost:
         definition = getattr(parent, "fields", {}).get(node.name.value)

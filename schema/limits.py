@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from graphql import (
     DocumentNode,
     FieldNode,
-    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     GraphQLSchema,
@@ -42,6 +41,8 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+
+from .fragments import Fragments
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,7 @@ class _Measure:
     """Sizes of one document's selection sets, each fragment measured once."""
 
     def __init__(self, document: DocumentNode):
-        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        self.done: dict[str, Size] = {}
-        self.open: set[str] = set()
+        self.fragments = Fragments(document, Size)
 
     def selections(self, selection_set: SelectionSetNode | None) -> Size:
         total = Size()
@@ -81,15 +80,7 @@ class _Measure:
         return total
 
     def fragment(self, name: str) -> Size:
-        if name in self.done:
-            return self.done[name]
-        definition = self.fragments.get(name)
-        if definition is None or name in self.open:
-            return Size()  # unknown or cyclic: graphql-core's rules refuse it
-        self.open.add(name)
-        self.done[name] = self.selections(definition.selection_set)
-        self.open.discard(name)
-        return self.done[name]
+        return self.fragments.measure(name, name, lambda definition: self.selections(definition.selection_set))
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,32 @@ For each size it prints:
   isolation         another workspace's small count, idle and while clients of the bench
                     workspace send the worst requests of issue 14 (refused by the cost
                     budget) and the heaviest it allows: its median and max latency
+  live              live segments, on two fresh workspaces importing the same data, one
+                    with LIVE_SEGMENTS saved segments (the seed rules, a ~half-size
+                    leadScore segment, NOTs of seed rules), one with none:
+                    - ingest: the same recordEvents batches (LIVE_BATCH_EVENTS events of
+                      LIVE_BATCH_CONTACTS contacts, dated within the last 30 days) sent to
+                      both, alternately; ratio = events/s with segments / without (>= 0.5)
+                    - count: each saved segment's stored `count` vs segmentPreview{count}
+                      of its rule, alternately; ratio of the two (<= 0.05)
+                    - export: the half-size segment as /v1/segments/{id}/members.ndjson vs
+                      paging its members {id email} through GraphQL, 1000 at a time;
+                      ratio = GraphQL time / export time (>= 10)
+                    - refresh: the day-boundary refresh of every saved segment
+                      (LiveSegments.refresh as of a later day, in this process, no HTTP;
+                      also `segmentql refresh-segments --as-of` with its process start)
+                      vs the sum of their segmentPreview{count} as of the same instant
+                      (<= 1.5)
 Machine noise affects both sides of each ratio alike; medians of --repeat rounds.
 """
 
 import argparse
 import asyncio
+import datetime as dt
 import functools
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -369,6 +387,162 @@ def measure_isolation(service: Service, env: dict, repeat: int) -> dict:
             "attack_s": round(sum(attack_s), 1), "attacks": dict(outcomes)}
 
 
+LIVE_SEGMENTS = 20
+# About half the data set's contacts (leadScore is Beta(2, 3) * 101, 10% unset).
+HALF_RULE = {"leadScore": {"max": 42}}
+LIVE_BATCH_EVENTS, LIVE_BATCH_CONTACTS = 2000, 1000
+SAVED_COUNT = "query($id: ID!) { segment(id: $id) { count } }"
+NOW_COUNT = "query($r: RuleInput!, $a: DateTime) { segmentPreview(rule: $r, asOf: $a) { count } }"
+MEMBER_PAGE = """query($id: ID!, $after: String) { segment(id: $id) { contacts(first: 1000, after: $after) {
+  edges { node { id email } } pageInfo { hasNextPage endCursor } } } }"""
+
+
+def live_rules() -> list[tuple[str, dict]]:
+    """LIVE_SEGMENTS rules: the seed rules, HALF_RULE, then NOTs of seed rules."""
+    rules = [(s["name"], s["rule"]) for s in SEEDS] + [("half", HALF_RULE)]
+    return rules + [(f"not_{s['name']}", {"not": s["rule"]}) for s in SEEDS[:LIVE_SEGMENTS - len(rules)]]
+
+
+def live_events(round_: int, contact_ids: list[str]) -> list[dict]:
+    """Round ``round_``'s batch: new event ids, LIVE_BATCH_CONTACTS contacts
+    (a different slice each round), dated within the last 30 days."""
+    rng = random.Random(round_)
+    start = round_ * LIVE_BATCH_CONTACTS % len(contact_ids)
+    targets = (contact_ids * 2)[start:start + LIVE_BATCH_CONTACTS]
+    stamp = dt.datetime.now(dt.UTC)
+    events = []
+    for i in range(LIVE_BATCH_EVENTS):
+        kind = rng.choice(["OPEN", "OPEN", "OPEN", "CLICK"])
+        event = {"id": f"live{round_}-{i}", "contactId": targets[i % len(targets)], "type": kind,
+                 "at": (stamp - dt.timedelta(minutes=rng.randrange(30 * 24 * 60))).isoformat()}
+        if kind == "OPEN":
+            event["device"] = rng.choice(["MOBILE", "DESKTOP"])
+        events.append(event)
+    return events
+
+
+def measure_live(service: Service, uri: str, env: dict, data: Path, repeat: int) -> dict:
+    """See the module docstring (``live``)."""
+    clients: dict[str, Service] = {}
+    try:
+        for side in ("plain", "saved"):
+            name = f"live-{side}-{data.name}"
+            key = cli("workspace", "create", name, env=env).stdout.strip().splitlines()[-1]
+            cli("import", "--quiet", "--workspace", name, str(data), env=env)
+            clients[side] = Service(service.url, key, uri)
+        saved, rules = clients["saved"], live_rules()
+        create = "mutation($n: String!, $r: RuleInput!) { createSegment(name: $n, rule: $r) { id count } }"
+        created = {name: saved.graphql(create, n=name, r=rule)["createSegment"] for name, rule in rules}
+        ids = {name: c["id"] for name, c in created.items()}
+        contact_ids = [json.loads(line)["id"] for line in (data / "contacts.ndjson").read_text().splitlines()]
+        return {"segments": len(rules), "sizes": {name: c["count"] for name, c in created.items()},
+                "ingest": measure_live_ingest(clients, contact_ids, repeat),
+                "count": measure_live_counts(saved, rules, ids, repeat),
+                "export": measure_live_export(saved, ids["half"], repeat),
+                "refresh": measure_live_refresh(saved, f"live-saved-{data.name}", rules, uri, env, repeat)}
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def measure_live_ingest(clients: dict[str, Service], contact_ids: list[str], repeat: int) -> dict:
+    """The same recordEvents batch to the workspace without segments and to the one with them, in alternate order."""
+    batches: dict[str, list[float]] = {"plain": [], "saved": []}
+    for n in range(repeat):
+        events = live_events(n, contact_ids)
+        for side in (("plain", "saved") if n % 2 == 0 else ("saved", "plain")):
+            batches[side].append(seconds(functools.partial(clients[side].graphql, RECORD, e=events)))
+    plain_s, saved_s = statistics.median(batches["plain"]), statistics.median(batches["saved"])
+    return {"events": LIVE_BATCH_EVENTS, "contacts": LIVE_BATCH_CONTACTS,
+            "without_segments_events_per_s": round(LIVE_BATCH_EVENTS / plain_s),
+            "with_segments_events_per_s": round(LIVE_BATCH_EVENTS / saved_s), "ratio": round(plain_s / saved_s, 2)}
+
+
+def measure_live_counts(saved: Service, rules: list[tuple[str, dict]], ids: dict[str, str], repeat: int) -> dict:
+    """Each saved segment's stored count and its rule's segmentPreview count, alternately (ms per segment)."""
+    counts = {}
+    for name, rule in rules:
+        stored = functools.partial(saved.graphql, SAVED_COUNT, id=ids[name])
+        preview = functools.partial(saved.graphql, NOW_COUNT, r=rule, a=None)
+        rounds = [(seconds(stored), seconds(preview)) for _ in range(repeat)]
+        counts[name] = (statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds))
+    ratios = sorted(stored / preview for stored, preview in counts.values())
+    return {"stored_ms_median": round(statistics.median(s for s, _ in counts.values()) * 1000, 1),
+            "preview_ms_median": round(statistics.median(p for _, p in counts.values()) * 1000, 1),
+            "ratio_of_totals": round(sum(s for s, _ in counts.values()) / sum(p for _, p in counts.values()), 3),
+            "ratio_median": round(statistics.median(ratios), 3), "ratio_worst": round(ratios[-1], 3),
+            "per_segment_ms": {name: [round(s * 1000, 1), round(p * 1000, 1)] for name, (s, p) in counts.items()}}
+
+
+def measure_live_refresh(saved: Service, name: str, rules: list[tuple[str, dict]], uri: str, env: dict,
+                         repeat: int) -> dict:
+    """Each round, as of a later day (00:05 UTC, tomorrow first): the refresh of
+    every saved segment in this process (no HTTP, no process start), and the sum
+    of their previews as of the same instant; then `segmentql refresh-segments`
+    as of the day after (with its process start)."""
+    from segmentql.plugins.registry import load_registry
+    from segmentql.server.database import Database
+    from segmentql.server.live import LiveSegments
+
+    registry = load_registry()
+    workspace_id = saved.mongo[DATABASE]["workspaces"].find_one({"name": name})["_id"]
+    tomorrow = dt.datetime.combine(dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1), dt.time(0, 5), dt.UTC)
+
+    async def refresh(as_of: dt.datetime) -> float:
+        db = Database(uri, DATABASE, 600_000)
+        try:
+            start = time.perf_counter()
+            await LiveSegments(db, registry).refresh(workspace_id, as_of)
+            return time.perf_counter() - start
+        finally:
+            await db.close()
+
+    rounds = []
+    for n in range(repeat):
+        as_of = tomorrow + dt.timedelta(days=2 * n)
+        previews = sum(seconds(functools.partial(saved.graphql, NOW_COUNT, r=rule, a=as_of.isoformat()))
+                       for _, rule in rules)
+        by_cli = functools.partial(cli, "refresh-segments", "--workspace", name, "--as-of",
+                                   (as_of + dt.timedelta(days=1)).isoformat(), env=env)
+        rounds.append((asyncio.run(refresh(as_of)), previews, seconds(by_cli)))
+    refresh_s, previews_s, cli_s = (statistics.median(r[i] for r in rounds) for i in range(3))
+    return {"refresh_s": round(refresh_s, 2), "sum_of_previews_s": round(previews_s, 2),
+            "cli_refresh_s": round(cli_s, 2), "ratio": round(refresh_s / previews_s, 2)}
+
+
+def measure_live_export(saved: Service, segment_id: str, repeat: int) -> dict:
+    """The segment's members as NDJSON (default fields, and id,email only) vs paged through GraphQL."""
+    base = saved.url.removesuffix("/graphql")
+
+    def export(fields: str | None) -> list[str]:
+        ids = []
+        with saved.http.stream("GET", f"{base}/v1/segments/{segment_id}/members.ndjson",
+                               params={"fields": fields} if fields else None) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if line:
+                    ids.append(json.loads(line)["id"])
+        return ids
+
+    def paged() -> list[str]:
+        ids, after = [], None
+        while True:
+            page = saved.graphql(MEMBER_PAGE, id=segment_id, after=after)["segment"]["contacts"]
+            ids += [e["node"]["id"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return ids
+            after = page["pageInfo"]["endCursor"]
+
+    members = paged()
+    assert export(None) == members == export("id,email"), "the export and the GraphQL pages differ"
+    rounds = [(seconds(lambda: export(None)), seconds(lambda: export("id,email")), seconds(paged))
+              for _ in range(repeat)]
+    export_s, narrow_s, graphql_s = (statistics.median(r[i] for r in rounds) for i in range(3))
+    return {"members": len(members), "ndjson_ms": round(export_s * 1000, 1),
+            "ndjson_id_email_ms": round(narrow_s * 1000, 1), "graphql_pages_ms": round(graphql_s * 1000, 1),
+            "ratio": round(graphql_s / export_s, 1), "ratio_id_email": round(graphql_s / narrow_s, 1)}
+
+
 def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dict:
     data = workdir / f"data-{contacts}"
     subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(data), "--contacts", str(contacts),
@@ -402,7 +576,8 @@ def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dic
                     "index_use": lambda: measure_index_use(service),
                     "insight": lambda: measure_insight(service, repeat),
                     "ingest_stall": lambda: measure_ingest_stall(service, repeat),
-                    "isolation": lambda: measure_isolation(service, env, repeat)}
+                    "isolation": lambda: measure_isolation(service, env, repeat),
+                    "live": lambda: measure_live(service, uri, env, data, repeat)}
         for part in parts or measures:
             report[part] = measures[part]()
     finally:
@@ -420,7 +595,7 @@ def main():
     parser.add_argument("--contacts", type=int, action="append", help="data set size (repeatable)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--parts", default="", help="comma-separated parts after the import (default all): "
-                                                    "scan,concurrency,index_use,insight,ingest_stall,isolation")
+                                                    "scan,concurrency,index_use,insight,ingest_stall,isolation,live")
     args = parser.parse_args()
     sizes = args.contacts or [10000]
     workdir = Path(tempfile.mkdtemp(prefix="segmentql-bench-"))

@@ -17,11 +17,11 @@ from strawberry.types import Info
 from strawberry.types.base import get_object_definition
 
 from segmentql.plugins.registry import ConditionRegistry
-from segmentql.server import ingest, segments, snapshots
+from segmentql.server import ingest, segments, snapshots, writes
 from segmentql.server.compiler import CONTACTS_COLLECTION, extended_json
 from segmentql.server.contacts import find_contact
-from segmentql.server.database import Database
 from segmentql.server.errors import BadArgument
+from segmentql.server.live import LiveSegments
 
 from .arguments import AsOf, Id, described
 from .context import compiled_rule, request_context, workspace_facts
@@ -37,13 +37,13 @@ MAX_BATCH = 10_000
 
 
 async def _stored(info: Info, values: list, what: str,
-                  store: Callable[[Database, str, list], Awaitable[ingest.IngestResult]]) -> BatchResult:
+                  store: Callable[[LiveSegments, str, list], Awaitable[ingest.IngestResult]]) -> BatchResult:
     """A batch of data inputs (at most MAX_BATCH ``what``) as documents, given to an ingest ``store``."""
     if len(values) > MAX_BATCH:
         raise BadArgument(f"send at most {MAX_BATCH} {what} per call, got {len(values)}")
     ctx = request_context(info)
     items = [to_document(v, keep_null=True) for v in values]
-    return BatchResult.from_result(await store(ctx.db, ctx.workspace_id, items))
+    return BatchResult.from_result(await store(ctx.live, ctx.workspace_id, items))
 
 
 def build_schema(registry: ConditionRegistry, extensions: list | None = None) -> strawberry.Schema:
@@ -147,38 +147,38 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                           "fields segments filter on.")] = False
                                       ) -> CustomField:
             ctx = request_context(info)
-            created = await ingest.define_custom_field(ctx.db, ctx.workspace_id, key, type.name, indexed)
+            created = await writes.define_custom_field(ctx.live, ctx.workspace_id, key, type.name, indexed)
             return CustomField(key=key, type=type, created=created)
 
         @strawberry.mutation(description="Create or update contacts by id.")
         async def upsert_contacts(self, info: Info,
                                   contacts: Annotated[list[ContactInput], described("The contacts.")]) -> BatchResult:
-            return await _stored(info, contacts, "contacts", ingest.upsert_contacts)
+            return await _stored(info, contacts, "contacts", writes.upsert_contacts)
 
         @strawberry.mutation(description="Create or update campaigns by id.")
         async def upsert_campaigns(self, info: Info,
                                    campaigns: Annotated[list[CampaignInput], described("The campaigns.")]
                                    ) -> BatchResult:
-            return await _stored(info, campaigns, "campaigns", ingest.upsert_campaigns)
+            return await _stored(info, campaigns, "campaigns", writes.upsert_campaigns)
 
         @strawberry.mutation(description="Record events; an event id already recorded changes nothing.")
         async def record_events(self, info: Info,
                                 events: Annotated[list[EventInput], described("The events.")]) -> BatchResult:
-            return await _stored(info, events, "events", ingest.record_events)
+            return await _stored(info, events, "events", writes.record_events)
 
         @strawberry.mutation(description="Delete contacts and all their events.")
         async def delete_contacts(self, info: Info,
                                   ids: Annotated[list[strawberry.ID], described("Ids of the contacts to delete.")]
                                   ) -> BatchResult:
-            return await _stored(info, ids, "ids", ingest.delete_contacts)
+            return await _stored(info, ids, "ids", writes.delete_contacts)
 
         @strawberry.mutation(description="Save a rule as a named segment.")
         async def create_segment(self, info: Info, name: Annotated[str, described("Its name.")],
                                  rule: Annotated[RuleInput, described("Its rule.")]  # type: ignore[valid-type]
                                  ) -> Segment:
             ctx = request_context(info)
-            return Segment(doc=await segments.create_segment(ctx.db, ctx.registry, await workspace_facts(info), name,
-                                                             to_document(rule)))
+            return Segment(doc=await writes.create_segment(ctx.live, ctx.registry, await workspace_facts(info), name,
+                                                           to_document(rule)))
 
         @strawberry.mutation(description="Rename a segment and/or replace its rule (the old rule is kept as a "
                                           "revision).")
@@ -188,9 +188,9 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                                  described("A new rule.")] = None
                                  ) -> Segment:
             ctx = request_context(info)
-            return Segment(doc=await segments.update_segment(ctx.db, ctx.registry, await workspace_facts(info),
-                                                             str(id), name,
-                                                             to_document(rule) if rule is not None else None))
+            return Segment(doc=await writes.update_segment(ctx.live, ctx.registry, await workspace_facts(info),
+                                                           str(id), name,
+                                                           to_document(rule) if rule is not None else None))
 
         @strawberry.mutation(description="Freeze a saved segment's current members (e.g. at send time).")
         async def snapshot_segment(self, info: Info, id: Id,
@@ -209,7 +209,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                           "there was none with that id.")
         async def delete_segment(self, info: Info, id: Id) -> bool:
             ctx = request_context(info)
-            return await segments.delete_segment(ctx.db, ctx.workspace_id, str(id))
+            return await writes.delete_segment(ctx.live, ctx.workspace_id, str(id))
 
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=[ErrorCodes, *(extensions or [])],
                              config=StrawberryConfig(scalar_map=SCALARS))

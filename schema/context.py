@@ -12,12 +12,14 @@ from strawberry.types import Info
 from segmentql.plugins.registry import ConditionRegistry
 from segmentql.server.compiler import CompiledRule, compile_rule_for
 from segmentql.server.database import Database, Workspace
+from segmentql.server.live import LiveSegments
 from segmentql.server.settings import Settings
 
 
 @dataclass
 class RequestContext:
     db: Database
+    live: LiveSegments
     registry: ConditionRegistry
     settings: Settings
     facts_with_key: Workspace  # as the API key's read found it; use workspace_facts()

@@ -90,14 +90,17 @@ class Weight:
     size: str | None = None  # the argument giving how many items (rows) the field returns or takes
     cap: int | None = PAGE  # the most items the field accepts
     once_per_list: bool = False  # its evaluations serve every item of the list it sits in
+    only_with: str | None = None  # the evaluations run only when this argument is given (not null)
 
 
 WEIGHTS = {
     "SegmentPreview.count": Weight(1),
     "SegmentPreview.breakdown": Weight(1),
     "SegmentPreview.contacts": Weight(1, "first"),
-    "Segment.count": Weight(1),
-    "Segment.contacts": Weight(1, "first"),
+    # A saved segment's members are stored: only an ``asOf`` evaluates its rule.
+    "Segment.count": Weight(1, only_with="asOf"),
+    "Segment.contacts": Weight(1, "first", only_with="asOf"),
+    "Segment.changes": Weight(0, "first"),
     "Segment.analytics": Weight(1),
     "Segment.split": Weight(0, "variants", MAX_VARIANTS),
     "Segment.sizeHistory": Weight(0, "last"),
@@ -110,6 +113,8 @@ WEIGHTS = {
     "SnapshotDiff.left": Weight(1, "first"),
     "SnapshotDiff.stayedCount": Weight(1),
     "Mutation.snapshotSegment": Weight(1),
+    "Mutation.createSegment": Weight(1),
+    "Mutation.updateSegment": Weight(1),
     "Mutation.upsertContacts": Weight(0, "contacts", MAX_BATCH),
     "Mutation.upsertCampaigns": Weight(0, "campaigns", MAX_BATCH),
     "Mutation.recordEvents": Weight(0, "events", MAX_BATCH),
@@ -179,6 +184,11 @@ class _Walk:
             return _items(value, self.model.max_page_size, self.model.default_page_size, is_list=False)
         return _items(value, weight.cap, 0, is_list=is_list_type(get_nullable_type(argument.type)))
 
+    def _given(self, node: FieldNode, name: str) -> bool:
+        """Whether the field is given argument ``name`` (a variable counts unless it is null)."""
+        given = next((a.value for a in node.arguments or () if a.name.value == name), None)
+        return given is not None and self._value(given) not in (None, MISSING)
+
     def selections(self, selection_set: SelectionSetNode, parent, items: int | None) -> Cost:
         total = Cost()
         for selection in selection_set.selections:
@@ -206,7 +216,8 @@ class _Walk:
         size = self._size(node, definition, weight) if weight.size else None
         if weight.size and size is None:
             return Cost()  # refused by the field before any work
-        own = weight.evaluations * EVALUATION + (size or 0) * ROW
+        evaluations = weight.evaluations if weight.only_with is None or self._given(node, weight.only_with) else 0
+        own = evaluations * EVALUATION + (size or 0) * ROW
         inner = (self.selections(node.selection_set, get_named_type(definition.type), size)
                  if node.selection_set else Cost())
         if is_list_type(get_nullable_type(definition.type)):

@@ -29,7 +29,7 @@ First = Annotated[int | None, strawberry.argument(
     description="Page size, 0-1000; 0 gives no items, and `pageInfo.hasNextPage` tells whether there are any.")]
 After = Annotated[str | None, strawberry.argument(description="Cursor of the last item of the previous page.")]
 
-CONTACT, SEGMENT = "contact", "segment"
+CONTACT, SEGMENT, CHANGE = "contact", "segment", "change"
 
 
 def encode_cursor(kind: str, position: str) -> str:
@@ -51,6 +51,20 @@ def decode_cursor(kind: str, cursor: str) -> str:
 def after_contact(after: str | None) -> str | None:
     """The contact id a contact cursor ``after`` stands for (None: from the first contact)."""
     return decode_cursor(CONTACT, after) if after else None
+
+
+def change_cursor(seq: int) -> str:
+    return encode_cursor(CHANGE, str(seq))
+
+
+def after_change(after: str | None) -> int:
+    """The log position a change cursor ``after`` stands for (0: from the start)."""
+    if not after:
+        return 0
+    position = decode_cursor(CHANGE, after)
+    if not (position.isascii() and position.isdigit()) or len(position) > 18:
+        raise BadArgument(f"`after` is not a {CHANGE} cursor returned by this API")
+    return int(position)
 
 
 def segment_cursor(doc: dict) -> str:

@@ -8,15 +8,17 @@ take a rule. A saved segment's fields compile its rule once per request
 """
 
 import datetime as dt
+import enum
 from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from segmentql.server import analytics, segments, snapshots
+from segmentql.server import analytics, membership, segments, snapshots
 from segmentql.server.compiler import CompiledRule
 from segmentql.server.database import Database
+from segmentql.server.live import Cause
 
 from .arguments import AsOf, described, in_range
 from .context import compiled_segment, request_context
@@ -30,7 +32,18 @@ from .insight import (
     SplitVariantInput,
     split_segment,
 )
-from .pages import After, First, members_page, segment_cursor
+from .pages import (
+    After,
+    First,
+    after_change,
+    after_contact,
+    change_cursor,
+    contact_connection,
+    members_page,
+    page_size,
+    segment_cursor,
+    wants_stats,
+)
 from .types import ContactConnection, NodeCount, PageInfo
 
 
@@ -58,6 +71,62 @@ class SegmentRevision:
     name: str = strawberry.field(description="The segment's name at the time.")
     rule: JSON = strawberry.field(description="The rule it had, in the shape of `RuleInput`.")
     saved_at: dt.datetime = strawberry.field(description="When this version was saved (replaced later).")
+
+
+# The causes server/live.py logs, each described by its value there.
+ChangeCause = strawberry.enum(  # type: ignore[call-overload]  # an Enum made by the functional API
+    enum.Enum("ChangeCause", {c.name: strawberry.enum_value(c.name, description=c.value) for c in Cause}),
+    description="Why a contact entered or left a segment.")
+
+
+@strawberry.enum(description="Whether a contact entered or left a segment.")
+class ChangeKind(enum.Enum):
+    ENTERED = strawberry.enum_value("ENTERED", description="The contact became a member.")
+    LEFT = strawberry.enum_value("LEFT", description="The contact stopped being a member.")
+
+
+@strawberry.type(description="How current a saved segment's stored members are. Every write re-evaluates the "
+                             "contacts it touches, so the members follow the data; time moves them too, and "
+                             "the service evaluates every segment again when the UTC day changes.")
+class SegmentMembership:
+    as_of: dt.datetime | None = strawberry.field(description=(
+        "The instant the whole membership was last evaluated as of: the segment's creation or rule change, "
+        "the day's refresh, or `segmentql refresh-segments --as-of`. Writes since then evaluated the "
+        "contacts they touched as of their own time. Null until a first full evaluation."))
+    updated_at: dt.datetime | None = strawberry.field(description=(
+        "When a member last entered or left, or the membership was last evaluated in full."))
+
+
+@strawberry.type(description="One change of a saved segment's members, from its log.")
+class SegmentChange:
+    segment_id: strawberry.ID = strawberry.field(description="The segment.")
+    contact_id: strawberry.ID = strawberry.field(description="The contact that entered or left.")
+    change: ChangeKind = strawberry.field(description="Entered or left.")
+    at: dt.datetime = strawberry.field(description="When: the write's time, or the instant a refresh was as of.")
+    cause: ChangeCause = strawberry.field(description="What made the membership change.")  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, doc: dict) -> "SegmentChange":
+        return cls(segment_id=strawberry.ID(doc["segment_id"]), contact_id=strawberry.ID(doc["contact_id"]),
+                   change=ChangeKind[doc["change"]], at=doc["at"], cause=ChangeCause[doc["cause"]])
+
+
+@strawberry.type(description="A logged change with its cursor.")
+class SegmentChangeEdge:
+    cursor: str = strawberry.field(description="Its position in the log: resume after it with `after`.")
+    node: SegmentChange = strawberry.field(description="The change.")
+
+
+@strawberry.type(description="A page of a segment's change log, oldest first (Relay connection).")
+class SegmentChangeConnection:
+    edges: list[SegmentChangeEdge] = strawberry.field(description="The changes of this page, in log order.")
+    page_info: PageInfo = strawberry.field(description="Where this page is.")
+
+    @classmethod
+    def of(cls, page: membership.ChangePage) -> "SegmentChangeConnection":
+        edges = [SegmentChangeEdge(cursor=change_cursor(c["seq"]), node=SegmentChange.of(c)) for c in page.changes]
+        return cls(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
+                                                   end_cursor=edges[-1].cursor if edges else None))
 
 
 @strawberry.type(description="A saved segment: a named rule.")
@@ -91,14 +160,39 @@ class Segment:
         return [SegmentRevision(name=r["name"], rule=r["rule"], saved_at=r["savedAt"])
                 for r in await segments.revisions(ctx.db, ctx.workspace_id, self.doc["id"])]
 
-    @strawberry.field(description="How many contacts are in the segment now (or at `asOf`).")
+    @strawberry.field(description="How many contacts are in the segment: its stored members (see `membership`), "
+                                   "or with `asOf` its rule evaluated at that instant.")
     async def count(self, info: Info, as_of: AsOf = None) -> int:
+        stored = membership.stored_size(self.doc)
+        if as_of is None and stored is not None:
+            return stored
         return await segments.count(request_context(info).db, await compiled_segment(info, self.doc, as_of))
 
-    @strawberry.field(description="The segment's contacts, ordered by contact id.")
+    @strawberry.field(description="The segment's contacts, ordered by contact id: its stored members, or with "
+                                   "`asOf` its rule evaluated at that instant.")
     async def contacts(self, info: Info, first: First = 20, after: After = None, as_of: AsOf = None
                        ) -> ContactConnection:
+        if as_of is None and membership.stored_size(self.doc) is not None:
+            ctx = request_context(info)
+            page = await membership.member_page(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first),
+                                                after_contact(after), wants_stats(info))
+            return contact_connection(page)
         return await members_page(info, await compiled_segment(info, self.doc, as_of), first, after)
+
+    @strawberry.field(description="How current the stored members are.")
+    def membership(self) -> SegmentMembership:
+        stored = self.doc.get("membership") or {}
+        return SegmentMembership(as_of=stored.get("asOf"), updated_at=stored.get("updatedAt"))
+
+    @strawberry.field(description="The log of the segment's membership changes, oldest first: replaying it from "
+                                   "the start gives its members. Resume from a cursor with `after`.")
+    async def changes(self, info: Info,
+                      first: Annotated[int, described("Page size, 0-1000.")] = 100,
+                      after: After = None) -> SegmentChangeConnection:
+        ctx = request_context(info)
+        page = await membership.changes(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first),
+                                        after_change(after))
+        return SegmentChangeConnection.of(page)
 
     @strawberry.field(description="Snapshots of this segment's members, newest first.")
     async def snapshots(self, info: Info) -> list[Snapshot]:

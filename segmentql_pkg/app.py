@@ -18,7 +18,6 @@ import gc
 import logging
 import time
 
-from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -34,8 +33,11 @@ from segmentql.schema.limits import BoundedValidation, DocumentCheck, DocumentLi
 from segmentql.server import deadline, ingest, transport
 from segmentql.server.database import Database
 from segmentql.server.errors import BadRequest
+from segmentql.server.live import LiveSegments
 from segmentql.server.settings import Settings
 
+from .auth import authenticate, refusal
+from .export_routes import EXPORT_ROUTES
 from .graphiql import ASSETS_URL, asset, graphiql_page
 
 log = logging.getLogger("segmentql")
@@ -45,22 +47,13 @@ log = logging.getLogger("segmentql")
 DOCUMENT_CACHE_SIZE = 128
 
 
-def _refusal(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status,
-                        headers=headers)
-
-
-def _unauthorized(message: str) -> JSONResponse:
-    return _refusal(401, "UNAUTHENTICATED", message, {"WWW-Authenticate": 'Bearer realm="segmentql"'})
-
-
 class Refused(Exception):
     """A request refused while GraphQL reads it; :class:`Gate` answers with the
     refusal (unless a response was begun)."""
 
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
-        self.response = _refusal(status, code, message)
+        self.response = refusal(status, code, message)
 
 
 def _limited_receive(receive, limit: int):
@@ -124,14 +117,6 @@ async def _cancelled_on_hang_up(app, scope, receive, send) -> bool:
     return hung_up
 
 
-def _bearer(headers) -> str | None:
-    value = headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 class SegmentqlGraphQL(GraphQL):
     """Strawberry's ASGI app with segmentql's request context."""
 
@@ -141,7 +126,7 @@ class SegmentqlGraphQL(GraphQL):
 
     async def get_context(self, request, response):
         return {"request": request, "response": response,
-                "segmentql": RequestContext(db=self.state.db, registry=self.state.registry,
+                "segmentql": RequestContext(db=self.state.db, live=self.state.live, registry=self.state.registry,
                                             settings=self.state.settings,
                                             facts_with_key=request.scope["segmentql.workspace"])}
 
@@ -161,7 +146,7 @@ class Gate:
         request = Request(scope)
         if self._is_ide_page(request):
             return await graphiql_page()(scope, receive, send)
-        refusal = self._transport_refusal(request)
+        refusal = self._transportrefusal(request)
         if refusal is None:
             refusal = await self._authenticate(request, scope)
         if refusal is not None:
@@ -189,23 +174,23 @@ class Gate:
                 log.warning("client of workspace %s hung up: its request was cancelled after %.1f s and %d "
                             "database commands", workspace, time.monotonic() - budget.started, budget.commands)
 
-    def _transport_refusal(self, request: Request) -> Response | None:
+    def _transportrefusal(self, request: Request) -> Response | None:
         """The refusal of a request whose headers or (GET) query string strawberry
         cannot run (``transport``); a POST's body is checked as it is read
         (:meth:`_checked_receive`)."""
         if request.method == "POST":
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
-                return _refusal(415, "UNSUPPORTED_MEDIA_TYPE", "send GraphQL requests as application/json")
+                return refusal(415, "UNSUPPORTED_MEDIA_TYPE", "send GraphQL requests as application/json")
             length = request.headers.get("content-length")
             if length and length.isdigit() and int(length) > self.state.settings.max_body_bytes:
-                return _refusal(413, "PAYLOAD_TOO_LARGE",
+                return refusal(413, "PAYLOAD_TOO_LARGE",
                                 f"the request body exceeds {self.state.settings.max_body_bytes} bytes")
             return None
         try:
             transport.check_query_params(request.query_params, self._parse())
         except BadRequest as bad:
-            return _refusal(bad.status, bad.code, str(bad), bad.headers)
+            return refusal(bad.status, bad.code, str(bad), bad.headers)
         return None
 
     def _checked_receive(self, scope, receive):
@@ -242,17 +227,10 @@ class Gate:
         return transport.cached_parser(DOCUMENT_CACHE_SIZE, self.state.settings.max_tokens)
 
     async def _authenticate(self, request: Request, scope) -> Response | None:
-        key = _bearer(request.headers)
-        if key is None:
-            return _unauthorized("send your API key as 'Authorization: Bearer KEY'")
-        try:
-            workspace = await self.state.db.workspace_for_key(key)
-        except PyMongoError:
-            log.warning("database unavailable while checking an API key")
-            return _refusal(503, "DATABASE_UNAVAILABLE", "the database is unavailable right now; try again shortly")
-        if workspace is None:
-            return _unauthorized("the API key is not valid")
-        scope["segmentql.workspace"] = workspace
+        found = await authenticate(self.state.db, request)
+        if isinstance(found, Response):
+            return found
+        scope["segmentql.workspace"] = found
         return None
 
     @staticmethod
@@ -275,6 +253,7 @@ class AppState:
     def __init__(self, settings: Settings, registry: ConditionRegistry):
         self.settings, self.registry = settings, registry
         self.db: Database | None = None
+        self.live: LiveSegments | None = None
         self.lanes = deadline.Lanes(settings.workspace_lanes)
 
 
@@ -308,6 +287,10 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         state.db = Database(mongodb_uri, settings.database, settings.max_time_ms)
         await state.db.ensure_indexes()
         await ingest.upgrade_rollups(state.db)
+        state.live = LiveSegments(state.db, registry, settings.write_lease_seconds)
+        # Memberships follow time: refreshed now if they date from an earlier
+        # day, then at each new UTC day, while the service answers requests.
+        clock = asyncio.create_task(state.live.keep_current())
         # Everything made so far (modules, the schema, plugins) lives as long
         # as the service: kept out of the cyclic collector's full passes, which
         # otherwise scan it all and hold every request for tens of ms.
@@ -315,9 +298,12 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         try:
             yield
         finally:
+            clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await clock
             await state.db.close()
 
     app = Starlette(routes=[Route("/healthz", health), Route("/graphql", graphql, methods=["GET", "POST"]),
-                            Route(ASSETS_URL + "/{name}", asset)], lifespan=lifespan)
+                            Route(ASSETS_URL + "/{name}", asset), *EXPORT_ROUTES], lifespan=lifespan)
     app.state.segmentql = state
     return app

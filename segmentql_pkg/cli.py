@@ -9,22 +9,24 @@ exit, never a traceback.
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from pymongo.errors import PyMongoError
 
 from segmentql.plugins.registry import PluginError, load_registry
-from segmentql.server import ingest, snapshots
+from segmentql.server import export, fieldtypes, ingest, snapshots
 from segmentql.server.database import Database
 from segmentql.server.embedded import EmbeddedServer, EmbeddedServerError
-from segmentql.server.errors import Conflict
+from segmentql.server.errors import Conflict, SegmentqlError
 from segmentql.server.importer import ImportRefused, ImportReport, Progress, import_directory
+from segmentql.server.live import Cause, LiveSegments
 from segmentql.server.settings import Settings, SettingsError
 
 DEMO_WORKSPACE = "demo"
@@ -47,6 +49,11 @@ def database_uri(settings: Settings) -> Iterator[str]:
         yield uri
     finally:
         server.stop()
+
+
+def live_segments(db: Database, settings: Settings) -> LiveSegments:
+    """The live-membership service for a command that writes (see server/live.py)."""
+    return LiveSegments(db, _registry(settings), settings.write_lease_seconds)
 
 
 def run_with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -114,8 +121,8 @@ def cmd_import(args, settings: Settings) -> None:
 
     async def work(db: Database) -> ImportReport:
         workspace_id = await _workspace_id(db, args.workspace)
-        return await import_directory(db, workspace_id, directory, settings.ingest_batch_size,
-                                      Progress(quiet=args.quiet))
+        return await import_directory(live_segments(db, settings), workspace_id, directory,
+                                      settings.ingest_batch_size, Progress(quiet=args.quiet))
 
     try:
         report = run_with_db(settings, work)
@@ -128,9 +135,34 @@ def cmd_import(args, settings: Settings) -> None:
 
 def cmd_rebuild(args, settings: Settings) -> None:
     async def work(db: Database) -> int:
-        return await ingest.rebuild_all_rollups(db, await _workspace_id(db, args.workspace))
+        workspace_id = await _workspace_id(db, args.workspace)
+        rebuilt = await ingest.rebuild_all_rollups(db, workspace_id)
+        await live_segments(db, settings).evaluate_after(workspace_id, lambda _contact_id: Cause.EVENT)
+        return rebuilt
 
     print(f"rebuilt the rollups of {run_with_db(settings, work)} contacts from their raw events", file=sys.stderr)
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        return fieldtypes.parse_datetime(text)
+    except ValueError as exc:
+        raise CommandError(f"--as-of: {exc}") from None
+
+
+def cmd_refresh_segments(args, settings: Settings) -> None:
+    as_of = _instant(args.as_of) if args.as_of else None
+
+    async def work(db: Database) -> list[tuple[str, int]]:
+        live = live_segments(db, settings)
+        if args.workspace:
+            names = {await _workspace_id(db, args.workspace): args.workspace}
+        else:
+            names = {w["_id"]: w["name"] for w in await db.workspaces_named()}
+        return [(name, await live.refresh(workspace_id, as_of)) for workspace_id, name in names.items()]
+
+    for name, evaluated in run_with_db(settings, work):
+        print(f"{name}\t{evaluated} segment(s) evaluated")
 
 
 def cmd_record_sizes(args, settings: Settings) -> None:
@@ -150,6 +182,46 @@ def cmd_record_sizes(args, settings: Settings) -> None:
             print(f"{segment['workspace_id']}\t{segment['id']}\t{size}\t{segment['name']}")
     if skipped:
         raise CommandError(f"{skipped} segment(s) skipped; the others are recorded")
+
+
+def cmd_export(args, settings: Settings) -> None:
+    registry = _registry(settings)
+    fmt = export.FORMATS[args.format]
+
+    async def work(db: Database) -> None:
+        workspace = await db.workspace(await _workspace_id(db, args.workspace))
+        try:
+            fields = export.parse_fields(args.fields, workspace)
+            members = await export.of_segment(db, registry, workspace, args.segment)
+            progress = Progress(quiet=not sys.stderr.isatty())
+            written = 0
+            with _export_output(args.out) as out:
+                async for text, written in export.chunks(db, workspace.id, members, fields, fmt):
+                    out.write(text.encode("utf-8"))
+                    progress.update("exporting", written, members.total or written)
+            progress.update("exporting", written, members.total or written, final=True)
+        except SegmentqlError as exc:
+            raise CommandError(str(exc)) from None
+
+    run_with_db(settings, work)
+
+
+@contextlib.contextmanager
+def _export_output(path: str | None) -> Iterator[BinaryIO]:
+    """stdout, or the file ``path``, written as ``path.part`` and renamed once
+    complete: a failed export leaves no partial file (nor spoils an older one)."""
+    if path is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            yield out
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _registry(settings: Settings):
@@ -218,7 +290,8 @@ def cmd_demo(args, settings: Settings) -> None:
         else:
             key = await db.add_workspace_key(DEMO_WORKSPACE)
         if workspace.get("demoDataset") != dataset.name:
-            report = await import_directory(db, workspace["_id"], dataset, settings.ingest_batch_size, Progress())
+            report = await import_directory(live_segments(db, settings), workspace["_id"], dataset,
+                                            settings.ingest_batch_size, Progress())
             _print_import_report(report)
             await db.set_demo_dataset(workspace["_id"], dataset.name)
         return key
@@ -267,9 +340,24 @@ def parser() -> argparse.ArgumentParser:
     reb = add("rebuild-rollups", cmd_rebuild, "recompute every contact's engagement rollups from raw events")
     reb.add_argument("--workspace", required=True)
 
+    refresh = add("refresh-segments", cmd_refresh_segments, "evaluate every saved segment again in full, as the "
+                  "service does when the UTC day changes; prints each workspace and how many segments")
+    refresh.add_argument("--workspace", help="only this workspace (default: all)")
+    refresh.add_argument("--as-of", help="evaluate as of this instant (ISO 8601; for tests and backfills): the "
+                         "memberships are then as of it")
+
     sizes = add("record-sizes", cmd_record_sizes, "record the current size of every saved segment for its "
                 "sizeHistory (run it from cron, e.g. daily); prints workspace, segment id, size, name")
     sizes.add_argument("--workspace", help="only this workspace (default: all)")
+
+    exp = add("export", cmd_export, "write a saved segment's members (its stored membership) in id order, "
+              "to stdout or --out; progress on stderr when it is a terminal")
+    exp.add_argument("--workspace", required=True)
+    exp.add_argument("--segment", required=True, help="the segment's id")
+    exp.add_argument("--format", choices=sorted(export.FORMATS), default="ndjson")
+    exp.add_argument("--fields", help="comma-separated, e.g. id,email,custom.plan (default: id, email, country, "
+                     "timezone, tags, leadScore and every declared custom field)")
+    exp.add_argument("--out", help="write to this file instead of stdout")
 
     plug = add("plugins", cmd_plugins, "list installed condition plugins")
     plug.add_argument("--json", action="store_true", help="as JSON")

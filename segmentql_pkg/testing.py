@@ -76,7 +76,7 @@ class SegmentqlHarness:
         from segmentql.server.importer import Progress, import_directory
 
         state = self.http.app.state.segmentql
-        report = self.http.portal.call(import_directory, state.db, self.workspace_id, Path(directory),
+        report = self.http.portal.call(import_directory, state.live, self.workspace_id, Path(directory),
                                        state.settings.ingest_batch_size, Progress(quiet=True))
         assert not report.problems, report.problems[:5]
 

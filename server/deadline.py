@@ -126,3 +126,15 @@ async def turn(max_time_ms: int) -> AsyncIterator[int]:
         return
     async with budget.turn(max_time_ms) as limit:
         yield limit
+
+
+@contextlib.contextmanager
+def outside_request() -> Iterator[None]:
+    """Run the block with no request budget (only the per-aggregate limit):
+    for work a request starts but must not leave half-done at its deadline,
+    such as evaluating saved segments after a write."""
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)

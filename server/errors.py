@@ -100,6 +100,13 @@ class LimitExceeded(SegmentqlError):
     code = "LIMIT_EXCEEDED"
 
 
+class Busy(SegmentqlError):
+    """The workspace's other writes held it for longer than a write waits
+    (``server/live.py``); nothing of this one was written: retry it."""
+
+    code = "BUSY"
+
+
 class QueryTooCostly(SegmentqlError):
     """A request costing more than the budget (``schema/cost.py``); nothing of
     it ran. The client is told both numbers."""

@@ -10,6 +10,12 @@ rollup update would each cost about as much). Every step is idempotent
 events), so an import that was killed part-way is completed, not doubled, by
 running it again; until then, events it stored for contacts it had not yet
 written wait for them (a contact created later gets its rollups from them).
+
+An import takes no write lease while it loads (other writers of the
+workspace go on); once its data is stored, it evaluates every saved segment
+in full (``LiveSegments.evaluate_after``), so whatever it changed, also in a
+run that was killed and is now completed, enters the segments' logs: cause
+CONTACT for a contact the import wrote, EVENT for one it only added events to.
 """
 
 import json
@@ -22,6 +28,7 @@ from pathlib import Path
 from . import ingest
 from .database import Database
 from .errors import Conflict, LimitExceeded
+from .live import Cause, LiveSegments
 
 
 @dataclass
@@ -31,10 +38,19 @@ class _Pending:
     its events change, in order."""
     new_contacts: dict[str, dict] = field(default_factory=dict)
     due: dict[str, None] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)  # stored contacts whose fields the import changed
+
+    def cause(self, contact_id: str) -> Cause:
+        """Why a membership change after the import happened, as far as the import knows."""
+        if contact_id in self.new_contacts or contact_id in self.written:
+            return Cause.CONTACT
+        return Cause.EVENT if contact_id in self.due else Cause.TIME
 
 
 async def _contacts(db, workspace_id, items, pending: _Pending):
-    return await ingest.upsert_contacts(db, workspace_id, items, held=pending.new_contacts)
+    result = await ingest.upsert_contacts(db, workspace_id, items, held=pending.new_contacts)
+    pending.written.update(result.touched)
+    return result
 
 
 async def _campaigns(db, workspace_id, items, _pending):
@@ -136,9 +152,10 @@ def check_directory(directory: Path) -> dict[str, int]:
     return counts
 
 
-async def import_directory(db: Database, workspace_id: str, directory: Path, batch_size: int,
+async def import_directory(live: LiveSegments, workspace_id: str, directory: Path, batch_size: int,
                            progress: Progress) -> ImportReport:
     totals = check_directory(directory)
+    db = live.db
     report = ImportReport()
     if "fields.json" in totals:
         result = ingest.IngestResult()
@@ -168,6 +185,7 @@ async def import_directory(db: Database, workspace_id: str, directory: Path, bat
                                              on_progress=reporter("rollups"))
     report.problems.extend(f"{directory}: contact {cid!r}: stored, but its engagement rollups cannot be computed: "
                            f"{reason}" for cid, reason in sorted(failures.items()))
+    await live.evaluate_after(workspace_id, pending.cause)
     return report
 
 

@@ -56,9 +56,13 @@ class ItemError:
 
 @dataclass
 class IngestResult:
+    """How a batch went. ``touched``: the contacts whose stored fields or
+    rollups it wrote, whose segment memberships may have changed."""
+
     accepted: int = 0
     unchanged: int = 0
     errors: list[ItemError] = field(default_factory=list)
+    touched: list[str] = field(default_factory=list)
 
     def add(self, other: "IngestResult", offset: int = 0) -> None:
         self.accepted += other.accepted
@@ -115,7 +119,7 @@ def _identifier(item: dict, key: str, what: str) -> str:
     return value
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: JSON's "\udcff" decodes to one
@@ -130,11 +134,11 @@ def _check_unicode(item: dict) -> None:
     pending: list[tuple[str, object]] = [("", item)]
     while pending:
         where, value = pending.pop()
-        if isinstance(value, str) and not _is_unicode(value):
+        if isinstance(value, str) and not is_unicode(value):
             raise ItemInvalid(f"{where or 'a value'} is not valid Unicode text (it holds a lone surrogate)")
         if isinstance(value, dict):
             for key, child in value.items():
-                if isinstance(key, str) and not _is_unicode(key):
+                if isinstance(key, str) and not is_unicode(key):
                     raise ItemInvalid(f"a key of {where or 'the item'} is not valid Unicode text "
                                       "(it holds a lone surrogate)")
                 pending.append((f"{where}.{key}" if where else str(key), child))
@@ -145,7 +149,7 @@ def _check_unicode(item: dict) -> None:
 def _item_id(item) -> str | None:
     """The item's id for its error, when it has a usable one."""
     value = item.get("id") if isinstance(item, dict) else None
-    return value if isinstance(value, str) and _is_unicode(value) else None
+    return value if isinstance(value, str) and is_unicode(value) else None
 
 
 def _checked_item(item, what: str) -> dict:
@@ -325,6 +329,7 @@ async def upsert_contacts(db: Database, workspace_id: str, items: list,
     moved = [cid for cid, doc in stored.items() if (doc.get("stats") or {}).get("events")
              and state[cid]["timezone"] != doc["stats"].get("timezone", _UNKNOWN_ZONE)]
     failures.update(await refresh_rollups(db, workspace_id, moved))
+    result.touched = [cid for cid in dict.fromkeys([*changes, *moved]) if held is None or cid not in held]
     result.unrolled(outcomes, failures, lambda cid, reason: (
         f"contact {cid!r}: stored, but its engagement rollups cannot be computed: {reason}"))
     return result
@@ -359,12 +364,13 @@ async def delete_contacts(db: Database, workspace_id: str, ids: list[str]) -> In
     result = IngestResult()
     unique: dict[str, None] = {}
     for index, cid in enumerate(ids):
-        if _is_unicode(cid):
+        if is_unicode(cid):
             unique.setdefault(cid)
         else:  # no contact can have it: it could not have been stored
             result.errors.append(ItemError(index, None, "id is not valid Unicode text (it holds a lone surrogate)"))
     deleted = await db.delete_contacts(workspace_id, list(unique))
     result.accepted, result.unchanged = deleted, len(unique) - deleted
+    result.touched = list(unique)
     return result
 
 
@@ -388,7 +394,7 @@ async def upsert_campaigns(db: Database, workspace_id: str, items: list) -> Inge
     result = IngestResult()
     by_id = await db.campaigns_by(workspace_id, "id", {i for i in map(_item_id, items) if i})
     names = {item["name"] for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)
-             and _is_unicode(item["name"])}
+             and is_unicode(item["name"])}
     owner_of_name = {name: c["id"] for name, c in (await db.campaigns_by(workspace_id, "name", names)).items()}
     to_write: dict[str, dict] = {}
     final: dict[str, dict] = {}  # campaign id -> the {name, sentAt} it has after this call
@@ -419,8 +425,10 @@ async def upsert_campaigns(db: Database, workspace_id: str, items: list) -> Inge
     await db.write_campaigns(workspace_id, list(to_write.values()))
     for cid, values in final.items():
         if cid in by_id and by_id[cid].get("inRollups") != values:
-            await refresh_rollups(db, workspace_id, await db.contact_ids_with_campaign(workspace_id, cid))
+            recipients = await db.contact_ids_with_campaign(workspace_id, cid)
+            await refresh_rollups(db, workspace_id, recipients)
             await db.note_campaign_in_rollups(workspace_id, cid, values)
+            result.touched.extend(recipients)
     return result
 
 
@@ -454,7 +462,8 @@ async def record_events(db: Database, workspace_id: str, items: list) -> IngestR
     result, stored = await _store_events(db, workspace_id, items)
     # Replayed events still refresh their contacts: a batch that stored its
     # events but died before its rollups were written is completed by a retry.
-    failures = await refresh_rollups(db, workspace_id, list(dict.fromkeys(o.contact_id for o in stored)))
+    result.touched = list(dict.fromkeys(o.contact_id for o in stored))
+    failures = await refresh_rollups(db, workspace_id, result.touched)
     result.unrolled(stored, failures, lambda eid, reason: (
         f"event {eid!r}: stored, but its contact's engagement rollups cannot be computed: {reason}"))
     return result

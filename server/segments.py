@@ -8,7 +8,7 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
@@ -147,6 +147,29 @@ async def membership(db: Database, compiled: CompiledRule, contact_id: str) -> l
             for i, (node, count) in enumerate(_node_counts(compiled, result))]
 
 
+async def members_among(db: Database, rules: Sequence[CompiledRule], contact_ids: Sequence[str]) -> list[set[str]]:
+    """Which of ``contact_ids`` are members of each rule (all of one
+    workspace), by each rule's own pipeline restricted to them: one aggregate
+    per batch of ids, the rules side by side in a ``$facet``. A rule whose
+    query the database refuses raises, as for any other pipeline of it."""
+    found: list[set[str]] = [set() for _ in rules]
+    if not rules:
+        return found
+    only_ids = {"$project": {"_id": 0, "id": 1}}
+    for batch in await db.in_batches(contact_ids):
+        among = {"$match": db.contacts_query(rules[0].workspace_id, batch)}
+        pipeline = [among, {"$facet": {f"r{i}": rule.members_then(only_ids) for i, rule in enumerate(rules)}}]
+        try:
+            result = (await db.aggregate_contacts(pipeline) or [{}])[0]
+        except OperationFailure:
+            for rule in rules:  # the one whose own pipeline is refused takes the blame
+                await aggregate(db, rule, [among, *rule.members_then(only_ids)])
+            raise
+        for i, members in enumerate(found):
+            members.update(doc["id"] for doc in result.get(f"r{i}", ()))
+    return found
+
+
 async def members(db: Database, compiled: CompiledRule, first: int, after_id: str | None,
                   with_stats: bool = True) -> Page:
     """The ``first`` members after the contact id ``after_id``, in id order."""
@@ -179,13 +202,17 @@ def check_saved_rule(registry: ConditionRegistry, workspace: Workspace, rule: di
     check(registry, workspace, rule)
 
 
+def new_segment_id() -> str:
+    return str(uuid.uuid4())
+
+
 async def create_segment(db: Database, registry: ConditionRegistry, workspace: Workspace, name: str,
-                         rule: dict) -> dict:
+                         rule: dict, segment_id: str | None = None) -> dict:
     check_saved_rule(registry, workspace, rule)
     workspace_id = workspace.id
     stamp = now()
-    doc = {"workspace_id": workspace_id, "id": str(uuid.uuid4()), "name": check_label(name, "a segment name"),
-           "rule": rule, "createdAt": stamp, "updatedAt": stamp}
+    doc = {"workspace_id": workspace_id, "id": segment_id or new_segment_id(),
+           "name": check_label(name, "a segment name"), "rule": rule, "createdAt": stamp, "updatedAt": stamp}
     await db.insert_segment(doc)
     return doc
 

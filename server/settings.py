@@ -45,6 +45,7 @@ BOUNDS = {
     "request_timeout_ms": Bound(1, 3_600_000, "SEGMENTQL_REQUEST_TIMEOUT_MS"),  # one deadline per request
     "max_query_cost": Bound(1000, 1_000_000_000, "SEGMENTQL_MAX_QUERY_COST"),  # see schema/cost.py
     "workspace_lanes": Bound(1, 1000, "SEGMENTQL_WORKSPACE_LANES"),  # see server/deadline.py
+    "write_lease_seconds": Bound(2, 600, "SEGMENTQL_WRITE_LEASE_SECONDS"),  # see server/live.py
     "max_page_size": Bound(1, 100_000),
     "default_page_size": Bound(1, 100_000),
 }
@@ -88,6 +89,7 @@ class Settings:
     request_timeout_ms: int = 120_000
     max_query_cost: int = 20_000
     workspace_lanes: int = 1
+    write_lease_seconds: int = 30
     plugin_allow: tuple[str, ...] | None = None
     plugin_block: tuple[str, ...] = field(default_factory=tuple)
 

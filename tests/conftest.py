@@ -87,13 +87,22 @@ class GraphQLClient(SegmentqlHarness):
     def db(self):
         return self.http.app.state.segmentql.db
 
+    @property
+    def live(self):
+        return self.http.app.state.segmentql.live
 
-@contextlib.contextmanager
-def running_service(env: dict) -> Iterator[str]:
-    """A ``segmentql serve`` child process on a free loopback port; yields its base URL."""
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a child process to take)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(env: dict) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A ``segmentql serve`` child process on a free loopback port; yields its base URL and the process."""
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "segmentql.cli", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -107,10 +116,17 @@ def running_service(env: dict) -> Iterator[str]:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "segmentql serve did not start"
             time.sleep(0.2)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_service(env: dict) -> Iterator[str]:
+    """A ``segmentql serve`` child process on a free loopback port; yields its base URL."""
+    with serving(env) as (base, _proc):
+        yield base
 
 
 class LoopStall:
@@ -159,6 +175,17 @@ def new_workspace(http: TestClient) -> GraphQLClient:
 
 
 @pytest.fixture
+def cli_workspace(http, cli_env) -> tuple[str, GraphQLClient]:
+    """A workspace made by the command line (its name, for commands), and a GraphQL client of it."""
+    name = unique("cli")
+    done = segmentql("workspace", "create", name, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip().splitlines()[-1]
+    workspace = http.portal.call(http.app.state.segmentql.db.workspace_for_key, key)
+    return name, GraphQLClient(http, key, workspace.id)
+
+
+@pytest.fixture
 def gql(http) -> GraphQLClient:
     """A client of a fresh, empty workspace."""
     return new_workspace(http)
@@ -176,7 +203,7 @@ def seed_dir(tmp_path_factory) -> Path:
 def seed(http, seed_dir, settings) -> GraphQLClient:
     """A workspace holding the seed-7, 2000-contact data set of seed-segments.json."""
     client = new_workspace(http)
-    report = client.call(import_directory, client.db, client.workspace_id, seed_dir, settings.ingest_batch_size,
+    report = client.call(import_directory, client.live, client.workspace_id, seed_dir, settings.ingest_batch_size,
                          Progress(quiet=True))
     assert not report.problems, report.problems[:5]
     return client

@@ -141,7 +141,9 @@ def test_the_cost_counts_evaluations_page_sizes_and_variables(cost_of):
 
 
 def test_nested_lists_multiply_and_a_splits_counts_are_one_pass(cost_of):
-    assert cost_of("{ segments(first: 10) { edges { node { count } } } }") == 10 + 10 * EVALUATION
+    assert cost_of('{ segments(first: 10) { edges { node { count(asOf: "2026-01-01") } } } }') == 10 + 10 * EVALUATION
+    # Without asOf a saved segment's count is its stored size: no evaluation.
+    assert cost_of("{ segments(first: 10) { edges { node { count } } } }") == 10
     split = ('{ segment(id: "s") { split(seed: 1, variants: [{name: "a", weight: 1}, {name: "b", weight: 1}, '
              '{name: "c", weight: 1}]) { variants { count contacts(first: 5) { edges { node { id } } } } } } }')
     assert cost_of(split) == 3 + EVALUATION + 3 * (EVALUATION + 5)
@@ -153,7 +155,7 @@ def test_fragments_cost_what_they_would_written_out(cost_of):
     assert cost_of(f"{{ a: {preview} {{ ...C }} b: {preview} {{ ...C }} }} fragment C on SegmentPreview {{ count }}"
                    ) == 2 * EVALUATION
     pages = ("{ segments(first: 10) { ...E } } fragment E on SegmentConnection { edges { node { ...S } } } "
-             "fragment S on Segment { count }")
+             'fragment S on Segment { count(asOf: "2026-01-01") }')
     assert cost_of(pages) == 10 + 10 * EVALUATION  # a fragment inside a list counts once per item
 
 

@@ -4,7 +4,6 @@ and one clear line for bad input."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 
 from segmentql.server.rollups import compute_stats
 
-from .conftest import SHARED, segmentql, unique
+from .conftest import SHARED, free_port, segmentql, unique
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +142,7 @@ def test_embedded_database_is_shared_with_a_running_serve(tmp_path):
     """workspace and import work on the data dir of a running serve, through its server."""
     env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
     data = tmp_path / "data"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
+    port = str(free_port())
     serve = subprocess.Popen([sys.executable, "-m", "segmentql.cli", "serve", "--data-dir", str(data),
                               "--port", port], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

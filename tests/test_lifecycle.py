@@ -9,7 +9,6 @@ one of them leaves the server to the others."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 
 from segmentql.server.embedded import EmbeddedServer, ping
 
-from .conftest import REPO, SHARED, segmentql
+from .conftest import REPO, SHARED, free_port, segmentql
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "SEGMENTQL_DATA_DIR")}
 GONE_WITHIN_S = 15
@@ -74,12 +73,6 @@ def start(args: list[str], **kw) -> subprocess.Popen:
 
 def cli(*args: str, env=None, **kw) -> subprocess.Popen:
     return start([sys.executable, "-m", "segmentql.cli", *args], env=env or ENV, **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_service(*args: str, log: Path, port: int | None = None) -> subprocess.Popen:

@@ -1,7 +1,6 @@
 """The database restarted under a running service: requests fail cleanly
 during the outage and succeed afterwards, without restarting the service."""
 
-import socket
 import subprocess
 import time
 
@@ -9,6 +8,8 @@ from starlette.testclient import TestClient
 
 from segmentql.app import create_app
 from segmentql.server.embedded import _secantusd, ping, uri_for_port
+
+from .conftest import free_port
 
 
 def _start(port: int, storage) -> subprocess.Popen:
@@ -22,9 +23,7 @@ def _start(port: int, storage) -> subprocess.Popen:
 
 
 def test_database_restart_under_a_running_service(tmp_path, settings, registry):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     database = _start(port, tmp_path / "db")
     try:
         with TestClient(create_app(settings, uri_for_port(port), registry)) as http:

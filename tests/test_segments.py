@@ -165,7 +165,8 @@ def test_a_saved_segment_compiles_once_per_request_however_many_fields_ask(count
     assert [e["node"]["id"] for e in segment["contacts"]["edges"]] == ["a"]
     assert segment["split"]["variants"] == [{"count": 1}]
     assert (condition.validated, condition.compiled) == (1, 1)
-    # Another asOf is another compilation; another request compiles again.
-    client.graphql('query($id: ID!) { segment(id: $id) { count january: count(asOf: "2026-01-01T00:00:00Z") } }',
-                   id=sid)
+    # Another asOf is another compilation, and another request compiles again;
+    # the count without asOf reads the stored members and compiles nothing.
+    client.graphql('query($id: ID!) { segment(id: $id) { count january: count(asOf: "2026-01-01T00:00:00Z")'
+                   ' december: count(asOf: "2026-12-01T00:00:00Z") } }', id=sid)
     assert (condition.validated, condition.compiled) == (3, 3)

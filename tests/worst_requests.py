@@ -31,8 +31,10 @@ def fragment_bomb(fragments: int) -> str:
 WORST = {
     "30 pages of 1,000 contacts with stats": aliased(30, STATS_PAGE),
     "20 split variants with counts and pages": split_pages(20, 100),
-    "10 segments with count, analytics and contacts":
-        "{ segments(first: 10) { edges { node { count analytics { openRate } contacts { edges { cursor } } } } } }",
+    # Evaluated at an instant: without asOf, a saved segment's count and members are stored reads.
+    "10 segments with count, analytics and contacts as of an instant":
+        '{ segments(first: 10) { edges { node { count(asOf: "2026-11-28T12:00:00Z") analytics { openRate } '
+        'contacts(asOf: "2026-11-28T12:00:00Z") { edges { cursor } } } } } }',
 }
 HEAVIEST_ALLOWED = {
     "19 counts": aliased(19, "count"),

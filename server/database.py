@@ -222,6 +222,23 @@ class Database:
     async def ping(self) -> None:
         await self.client.admin.command("ping")
 
+    async def _insert_new(self, collection: str, docs: Sequence[dict], batch: int | None = None) -> set[int]:
+        """Insert ``docs`` (``batch`` at a time, or all at once) where no
+        document with the same unique key is stored; returns the positions of
+        those already stored, which are left as they were. Any other write
+        error is raised."""
+        stored: set[int] = set()
+        step = batch or len(docs)
+        for start in range(0, len(docs), step or 1):
+            try:
+                await self.db[collection].insert_many(docs[start:start + step], ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details["writeErrors"]
+                if any(e["code"] != DUPLICATE_KEY for e in errors):
+                    raise
+                stored.update(start + e["index"] for e in errors)
+        return stored
+
     async def ensure_indexes(self) -> None:
         for collection, models in INDEXES.items():
             await self.db[collection].create_indexes(models)
@@ -444,17 +461,10 @@ class Database:
 
         fresh = [w for w in writes if w.id in new_ids]
         retry = [update(w) for w in writes if w.id not in new_ids]
-        taken: set[int] = set()
-        if fresh:
-            try:
-                await self.db.contacts.insert_many(
-                    [{"_id": doc_key(workspace_id, w.id), "workspace_id": workspace_id, "id": w.id,
-                      **paths.apply(w.on_insert, w.change)} for w in fresh], ordered=False)
-            except BulkWriteError as exc:
-                taken = {e["index"] for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
-                if len(taken) != len(exc.details["writeErrors"]):
-                    raise
-                retry += [update(fresh[i]) for i in sorted(taken)]
+        taken = await self._insert_new("contacts", [
+            {"_id": doc_key(workspace_id, w.id), "workspace_id": workspace_id, "id": w.id,
+             **paths.apply(w.on_insert, w.change)} for w in fresh])
+        retry += [update(fresh[i]) for i in sorted(taken)]
         if retry:
             await self.db.contacts.bulk_write(retry, ordered=False)
         return {fresh[i].id for i in taken}
@@ -538,17 +548,7 @@ class Database:
     async def insert_events(self, docs: Sequence[dict]) -> set[int]:
         """Insert raw events; returns the positions of those already stored
         (same workspace and id), which are left as they were."""
-        if not docs:
-            return set()
-        try:
-            await self.db.events.insert_many(
-                [{"_id": doc_key(d["workspace_id"], d["id"]), **d} for d in docs], ordered=False)
-        except BulkWriteError as exc:
-            duplicates = {e["index"] for e in exc.details["writeErrors"] if e["code"] == DUPLICATE_KEY}
-            if len(duplicates) != len(exc.details["writeErrors"]):
-                raise
-            return duplicates
-        return set()
+        return await self._insert_new("events", [{"_id": doc_key(d["workspace_id"], d["id"]), **d} for d in docs])
 
     async def events_of_contacts(self, workspace_id: str, contact_ids: Sequence[str]) -> dict[str, list[dict]]:
         """Every raw event of these contacts (by the ``{workspace_id, contact_id}`` index)."""
@@ -601,13 +601,8 @@ class Database:
         """Store revisions (one stored already, by savedAt, is kept as it is), then
         drop all but the newest SEGMENT_REVISIONS_KEPT."""
         query = {"workspace_id": workspace_id, "segment_id": segment_id}
-        try:
-            await self.db.segment_revisions.insert_many(
-                [{**query, "savedAt": r["savedAt"], "name": r["name"], "rule": r["rule"]} for r in revisions],
-                ordered=False)
-        except BulkWriteError as exc:
-            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-                raise
+        await self._insert_new("segment_revisions", [
+            {**query, "savedAt": r["savedAt"], "name": r["name"], "rule": r["rule"]} for r in revisions])
         older = self.db.segment_revisions.find(query, {"_id": 1}).sort("savedAt", -1).skip(
             self.SEGMENT_REVISIONS_KEPT)
         dropped = [r["_id"] async for r in older]
@@ -732,8 +727,9 @@ class Database:
     # -- live membership ---------------------------------------------------
     # ``segment_members`` holds one document per segment and contact that was
     # ever a member (``_id`` "<workspace>:<segment>:<contact>"): ``changes``
-    # counts its entries and exits (odd: a member now). Change number k of a contact in a segment is logged in
-    # ``segment_changes`` under an ``_id`` naming k, before its member document
+    # counts its entries and exits (odd: a member now). Change number k of a
+    # contact in a segment is logged in ``segment_changes`` under an ``_id``
+    # naming k, before its member document
     # says k: a write repeated after a crash in between logs nothing twice, and
     # :meth:`roll_forward` brings the member documents up to the log.
 
@@ -807,14 +803,8 @@ class Database:
         first = counter["changeSeq"] - len(changes) + 1
         entries = [{"_id": self._change_key(workspace_id, c["segment_id"], c["number"], c["contact_id"]),
                     "workspace_id": workspace_id, "seq": first + i, **c} for i, c in enumerate(changes)]
-        logged_before: set[int] = set()  # positions of changes logged by an earlier, cut-short write
-        for start in range(0, len(entries), MEMBER_BATCH):
-            try:
-                await self.db.segment_changes.insert_many(entries[start:start + MEMBER_BATCH], ordered=False)
-            except BulkWriteError as exc:
-                if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-                    raise
-                logged_before.update(start + e["index"] for e in exc.details["writeErrors"])
+        # Positions of changes logged by an earlier, cut-short write:
+        logged_before = await self._insert_new("segment_changes", entries, MEMBER_BATCH)
         await self._record_members(workspace_id, [(c["segment_id"], c["contact_id"], c["number"]) for c in changes])
         sizes: dict[str, int] = {}  # a repeated change was counted (or is recounted by the recovery)
         for i, c in enumerate(changes):
@@ -840,12 +830,7 @@ class Database:
         later = [UpdateOne({"_id": key(s, c), "workspace_id": workspace_id, "changes": {"$lt": number}},
                            {"$set": {"changes": number, "member": number % 2 == 1}})
                  for s, c, number in counts if number > 1]
-        for start in range(0, len(first), MEMBER_BATCH):
-            try:
-                await self.db.segment_members.insert_many(first[start:start + MEMBER_BATCH], ordered=False)
-            except BulkWriteError as exc:
-                if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-                    raise
+        await self._insert_new("segment_members", first, MEMBER_BATCH)
         for start in range(0, len(later), MEMBER_BATCH):
             await self.db.segment_members.bulk_write(later[start:start + MEMBER_BATCH], ordered=False)
 
@@ -944,9 +929,6 @@ class Database:
 
     async def release_lease(self, workspace_id: str, owner: str) -> None:
         await self.db.write_leases.delete_one({"_id": workspace_id, "owner": owner})
-
-    async def workspace_ids(self) -> list[str]:
-        return [w["_id"] async for w in self.db.workspaces.find({}, {"_id": 1})]
 
     async def workspaces_named(self) -> list[dict]:
         """Every workspace's ``_id`` and ``name``, by name."""

@@ -90,14 +90,6 @@ class Scope:
         return cls(**{k: tuple(doc[k]) for k in ("contacts", "campaigns", "segments") if k in doc})
 
 
-@dataclass(frozen=True)
-class Touched:
-    """The contacts a write changed (None: any of them), and why."""
-
-    contacts: Sequence[str] | None
-    cause: Cause
-
-
 class LiveSegments:
     """The live-membership service of one process (the app, a command)."""
 
@@ -193,7 +185,7 @@ class LiveSegments:
             except SegmentqlError:  # refused before anything was written: nothing to evaluate
                 await self.db.close_journal(workspace_id, entry)
                 raise
-            await self._evaluate(workspace_id, scope.segments, Touched(touched, cause), now())
+            await self._evaluate(workspace_id, scope.segments, touched, _always(cause), now())
             await self.db.close_journal(workspace_id, entry)
         return result
 
@@ -207,7 +199,7 @@ class LiveSegments:
                 return 0
             at = as_of or now()
             entry = await self.db.open_journal(workspace_id, {"cause": Cause.TIME.name, "asOf": at})
-            evaluated = await self._evaluate(workspace_id, None, Touched(None, Cause.TIME), at, full=True)
+            evaluated = await self._evaluate(workspace_id, None, None, _always(Cause.TIME), at)
             await self.db.close_journal(workspace_id, entry)
         return evaluated
 
@@ -217,7 +209,7 @@ class LiveSegments:
         each change's cause by its contact. Returns the segments evaluated."""
         async with self._sole_writer(workspace_id):
             entry = await self.db.open_journal(workspace_id, {"cause": Cause.EVENT.name})
-            evaluated = await self._evaluate(workspace_id, None, causes, now(), full=True)
+            evaluated = await self._evaluate(workspace_id, None, None, causes, now())
             await self.db.close_journal(workspace_id, entry)
         return evaluated
 
@@ -239,19 +231,19 @@ class LiveSegments:
                 contacts = sorted({cid for campaign in scope.campaigns
                                    for cid in await self.db.contact_ids_with_campaign(workspace_id, campaign)})
             at = entry.get("asOf") or now()
-            await self._evaluate(workspace_id, scope.segments, Touched(contacts, Cause[entry["cause"]]), at,
-                                 full=contacts is None)
+            await self._evaluate(workspace_id, scope.segments, contacts, _always(Cause[entry["cause"]]), at)
             await self.db.close_journal(workspace_id, entry["_id"])
         for segment_id in rolled:
             await self.db.recount_members(workspace_id, segment_id)
 
     # -- evaluation ------------------------------------------------------------
 
-    async def _evaluate(self, workspace_id: str, segment_ids: Sequence[str] | None,
-                        touched: Touched | Callable[[str], Cause], at: dt.datetime, full: bool = False) -> int:
+    async def _evaluate(self, workspace_id: str, segment_ids: Sequence[str] | None, contacts: Sequence[str] | None,
+                        causes: Callable[[str], Cause], at: dt.datetime) -> int:
         """Evaluate saved segments (``segment_ids``, or all) as of ``at`` for
-        the touched contacts, or in full (``full``, or when the contacts are
-        many or unknown), and log what changed. A segment whose rule no longer
+        the touched ``contacts``, or in full (when they are many, or None: any
+        contact), and log what changed, each change with ``causes(contact
+        id)``. A segment whose rule no longer
         compiles, or whose query the database refuses, is logged and left as
         it was: one broken segment does not stop the others (or the write)."""
         workspace = await self.db.workspace(workspace_id)
@@ -264,9 +256,7 @@ class LiveSegments:
                 log.error("workspace %s: segment %s is not kept current: its rule no longer compiles: %s",
                           workspace_id, segment["id"], exc)
                 await self.db.note_membership_broken(workspace_id, segment["id"], str(exc))
-        causes = touched if callable(touched) else _cause_of(touched.cause)
-        contacts = None if callable(touched) else touched.contacts
-        if full or contacts is None or len(contacts) > FULL_EVALUATION_ABOVE:
+        if contacts is None or len(contacts) > FULL_EVALUATION_ABOVE:
             for segment_id, rule in rules:
                 await self._evaluate_fully(workspace_id, segment_id, rule, causes, at)
         elif contacts:
@@ -377,7 +367,7 @@ async def _merged(evaluated: AsyncIterator[str], stored: AsyncIterator[tuple[str
             member, known = await anext(evaluated, None), await anext(stored, None)
 
 
-def _cause_of(cause: Cause) -> Callable[[str], Cause]:
+def _always(cause: Cause) -> Callable[[str], Cause]:
     return lambda _contact_id: cause
 
 

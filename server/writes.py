@@ -59,7 +59,6 @@ async def define_custom_field(live: LiveSegments, workspace_id: str, key: str, f
 async def create_segment(live: LiveSegments, registry: ConditionRegistry, workspace: Workspace, name: str,
                          rule: dict) -> dict:
     """Save a segment and evaluate it in full: its members are logged as ENTERED (cause RULE)."""
-    segments.check_saved_rule(registry, workspace, rule)  # refused before waiting for the lease
     segment_id = segments.new_segment_id()
 
     async def work() -> tuple[dict, None]:

@@ -40,6 +40,16 @@ For each size it prints:
                       also `segmentql refresh-segments --as-of` with its process start)
                       vs the sum of their segmentPreview{count} as of the same instant
                       (<= 1.5)
+  delivery          changes delivered, on two fresh workspaces importing the same data with
+                    the live part's saved segments, one with a webhook (to a receiver on
+                    loopback answering 204) and a subscriber (segmentChanges over
+                    WebSocket, every segment) attached, one with neither:
+                    - ingest: DELIVERY_EVENTS events per round (DELIVERY_BATCHES
+                      recordEvents) to both, alternately; ratio = events/s with / without
+                      (>= 0.8)
+                    - latency: from the POST of an upsertContacts making a new contact
+                      enter a segment to the subscriber receiving the change (median,
+                      target < 1 s)
 Machine noise affects both sides of each ratio alike; medians of --repeat rounds.
 """
 
@@ -421,15 +431,21 @@ def live_events(round_: int, contact_ids: list[str]) -> list[dict]:
     return events
 
 
+def imported_workspaces(clients: dict[str, Service], sides: tuple[str, ...], name: str, service: Service, uri: str,
+                        env: dict, data: Path) -> None:
+    """A fresh workspace per side (``name`` formatted with it), each importing ``data``, its client in ``clients``
+    (filled as they are made, so the caller closes those made before a failure)."""
+    for side in sides:
+        key = cli("workspace", "create", name.format(side), env=env).stdout.strip().splitlines()[-1]
+        cli("import", "--quiet", "--workspace", name.format(side), str(data), env=env)
+        clients[side] = Service(service.url, key, uri)
+
+
 def measure_live(service: Service, uri: str, env: dict, data: Path, repeat: int) -> dict:
     """See the module docstring (``live``)."""
     clients: dict[str, Service] = {}
     try:
-        for side in ("plain", "saved"):
-            name = f"live-{side}-{data.name}"
-            key = cli("workspace", "create", name, env=env).stdout.strip().splitlines()[-1]
-            cli("import", "--quiet", "--workspace", name, str(data), env=env)
-            clients[side] = Service(service.url, key, uri)
+        imported_workspaces(clients, ("plain", "saved"), f"live-{{}}-{data.name}", service, uri, env, data)
         saved, rules = clients["saved"], live_rules()
         create = "mutation($n: String!, $r: RuleInput!) { createSegment(name: $n, rule: $r) { id count } }"
         created = {name: saved.graphql(create, n=name, r=rule)["createSegment"] for name, rule in rules}
@@ -543,6 +559,116 @@ def measure_live_export(saved: Service, segment_id: str, repeat: int) -> dict:
             "ratio": round(graphql_s / export_s, 1), "ratio_id_email": round(graphql_s / narrow_s, 1)}
 
 
+DELIVERY_EVENTS, DELIVERY_BATCHES = 10_000, 5
+DELIVERY_LATENCY_TRIALS = 15
+SUBSCRIBE = "subscription { segmentChanges { cursor segmentId contactId change } }"
+UPSERT = "mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted } }"
+
+
+class Subscriber:
+    """A graphql-transport-ws client in its own thread, noting when each (contact, change) first arrives."""
+
+    def __init__(self, url: str, key: str):
+        import threading
+
+        self.arrived: dict[tuple[str, str], float] = {}
+        self.events = 0
+        self._ready, self._stop = threading.Event(), None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._run(url, key),), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(30), "the subscription did not start"
+
+    async def _run(self, url: str, key: str) -> None:
+        import websockets
+
+        self._stop = asyncio.Event()
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_size=None) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}}))
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                except TimeoutError:
+                    continue
+                event = message["payload"]["data"]["segmentChanges"]
+                self.events += 1
+                self.arrived.setdefault((event["contactId"], event["change"]), time.monotonic())
+
+    def close(self) -> None:
+        self._stop.set()  # type: ignore[union-attr]  # set by _run before _ready
+        self._thread.join(10)
+
+
+def measure_delivery(service: Service, uri: str, env: dict, data: Path, repeat: int) -> dict:
+    """See the module docstring (``delivery``)."""
+    clients: dict[str, Service] = {}
+    receiver = subscriber = None
+    rules = live_rules()
+    create = "mutation($n: String!, $r: RuleInput!) { createSegment(name: $n, rule: $r) { id } }"
+    try:
+        imported_workspaces(clients, ("plain", "attached"), f"delivery-{{}}-{data.name}", service, uri, env, data)
+        for client in clients.values():
+            for rule_name, rule in rules:
+                client.graphql(create, n=rule_name, r=rule)
+        attached = clients["attached"]
+        port, log = free_port(), data.parent / f"webhook-{data.name}.jsonl"
+        receiver = subprocess.Popen([sys.executable, str(REPO / "tests" / "webhook_receiver.py"), str(port), str(log)],
+                                    stdout=subprocess.PIPE, text=True)
+        assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+        attached.graphql("mutation($u: String!) { createWebhook(url: $u) { secret } }", u=f"http://127.0.0.1:{port}/")
+        subscriber = Subscriber(service.url.replace("http://", "ws://"), attached.key)
+        contact_ids = [json.loads(line)["id"] for line in (data / "contacts.ndjson").read_text().splitlines()]
+        ingest = measure_delivery_ingest(clients, contact_ids, repeat)
+        latency = measure_delivery_latency(attached, subscriber)
+        delivered = len(log.read_text().splitlines()) if log.exists() else 0
+        return {"ingest": ingest, "latency": latency, "subscriber_events": subscriber.events,
+                "webhook_posts": delivered}
+    finally:
+        if subscriber is not None:
+            subscriber.close()
+        if receiver is not None:
+            receiver.kill()
+        for client in clients.values():
+            client.close()
+
+
+def measure_delivery_ingest(clients: dict[str, Service], contact_ids: list[str], repeat: int) -> dict:
+    """DELIVERY_EVENTS events per round, in DELIVERY_BATCHES recordEvents, to the
+    workspace with a webhook and a subscriber and to the one without, alternately."""
+    per_batch = DELIVERY_EVENTS // DELIVERY_BATCHES
+    rounds: dict[str, list[float]] = {"plain": [], "attached": []}
+    for n in range(repeat):
+        batches = [[{**e, "id": f"d{n}-{b}-{i}"} for i, e in enumerate(live_events(1000 + n * DELIVERY_BATCHES + b,
+                                                                                   contact_ids)[:per_batch])]
+                   for b in range(DELIVERY_BATCHES)]
+        for side in (("plain", "attached") if n % 2 == 0 else ("attached", "plain")):
+            rounds[side].append(seconds(lambda side=side, batches=batches: [
+                clients[side].graphql(RECORD, e=batch) for batch in batches]))
+    plain_s, attached_s = statistics.median(rounds["plain"]), statistics.median(rounds["attached"])
+    return {"events": DELIVERY_EVENTS, "without_events_per_s": round(DELIVERY_EVENTS / plain_s),
+            "with_webhook_and_subscriber_events_per_s": round(DELIVERY_EVENTS / attached_s),
+            "ratio": round(plain_s / attached_s, 2)}
+
+
+def measure_delivery_latency(attached: Service, subscriber: Subscriber) -> dict:
+    """From the POST of an upsertContacts that makes a new contact enter the
+    half-size segment to the subscriber seeing it (ms)."""
+    latencies = []
+    for trial in range(DELIVERY_LATENCY_TRIALS):
+        contact = f"latency-{trial}-{random.randrange(10**9)}"
+        started = time.monotonic()
+        attached.graphql(UPSERT, c=[{"id": contact, "email": f"{contact}@example.com", "leadScore": 1}])
+        deadline = started + 30
+        while (contact, "ENTERED") not in subscriber.arrived:
+            assert time.monotonic() < deadline, "the change never reached the subscriber"
+            time.sleep(0.001)
+        latencies.append(subscriber.arrived[contact, "ENTERED"] - started)
+    return {"trials": DELIVERY_LATENCY_TRIALS, "median_ms": round(statistics.median(latencies) * 1000, 1),
+            "max_ms": round(max(latencies) * 1000, 1)}
+
+
 def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dict:
     data = workdir / f"data-{contacts}"
     subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(data), "--contacts", str(contacts),
@@ -551,7 +677,8 @@ def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dic
 
     server = EmbeddedServer(workdir / f"db-{contacts}")
     uri = server.start()
-    env = {**os.environ, "MONGODB_URI": uri, "SEGMENTQL_DATABASE": DATABASE, "SEGMENTQL_MAX_BODY_BYTES": "8000000"}
+    env = {**os.environ, "MONGODB_URI": uri, "SEGMENTQL_DATABASE": DATABASE, "SEGMENTQL_MAX_BODY_BYTES": "8000000",
+           "SEGMENTQL_WEBHOOK_ALLOW_PRIVATE": "1"}  # the delivery part's receiver listens on loopback
     report: dict = {"contacts": contacts}
     serve = service = None
     try:
@@ -577,7 +704,8 @@ def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dic
                     "insight": lambda: measure_insight(service, repeat),
                     "ingest_stall": lambda: measure_ingest_stall(service, repeat),
                     "isolation": lambda: measure_isolation(service, env, repeat),
-                    "live": lambda: measure_live(service, uri, env, data, repeat)}
+                    "live": lambda: measure_live(service, uri, env, data, repeat),
+                    "delivery": lambda: measure_delivery(service, uri, env, data, repeat)}
         for part in parts or measures:
             report[part] = measures[part]()
     finally:
@@ -595,7 +723,8 @@ def main():
     parser.add_argument("--contacts", type=int, action="append", help="data set size (repeatable)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--parts", default="", help="comma-separated parts after the import (default all): "
-                                                    "scan,concurrency,index_use,insight,ingest_stall,isolation,live")
+                                                    "scan,concurrency,index_use,insight,ingest_stall,isolation,live,"
+                                                    "delivery")
     args = parser.parse_args()
     sizes = args.contacts or [10000]
     workdir = Path(tempfile.mkdtemp(prefix="segmentql-bench-"))

@@ -31,7 +31,9 @@ from .insight import SCALARS, Snapshot, SnapshotDiff
 from .pages import After, First, after_segment, page_size
 from .rule_input import build_rule_input, to_document
 from .segment import Segment, SegmentConnection, SegmentPreview
+from .subscription import Subscription
 from .types import BatchResult, ConditionType, Contact, CustomField, CustomFieldType, MembershipExplanation
+from .webhooks import WebhookMutations, WebhookQueries
 
 MAX_BATCH = 10_000
 
@@ -55,7 +57,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
     RuleInput = build_rule_input(registry)
 
     @strawberry.type(description="Read segments, contacts and the rule language.")
-    class Query:
+    class Query(WebhookQueries):
         @strawberry.field(description="Evaluate a rule without saving it: its count and members.")
         async def segment_preview(self, info: Info,
                                   rule: Annotated[RuleInput, described("The rule to evaluate.")],  # type: ignore[valid-type]
@@ -134,8 +136,8 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                 description=entry.condition.description)
                 for field, entry in request_context(info).registry.conditions.items()]
 
-    @strawberry.type(description="Change data and saved segments.")
-    class Mutation:
+    @strawberry.type(description="Change data, saved segments and webhooks.")
+    class Mutation(WebhookMutations):
         @strawberry.mutation(description="Declare a custom field before importing values for it.")
         async def define_custom_field(self, info: Info,
                                       key: Annotated[str, described("Field key, matching ^[a-z][a-z0-9_]{0,63}$.")],
@@ -211,5 +213,5 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
             ctx = request_context(info)
             return await writes.delete_segment(ctx.live, ctx.workspace_id, str(id))
 
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=[ErrorCodes, *(extensions or [])],
-                             config=StrawberryConfig(scalar_map=SCALARS))
+    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
+                             extensions=[ErrorCodes, *(extensions or [])], config=StrawberryConfig(scalar_map=SCALARS))

@@ -10,6 +10,7 @@ from graphql import OperationType
 from strawberry.types import Info
 
 from segmentql.plugins.registry import ConditionRegistry
+from segmentql.server.changefeed import ChangeFeed
 from segmentql.server.compiler import CompiledRule, compile_rule_for
 from segmentql.server.database import Database, Workspace
 from segmentql.server.live import LiveSegments
@@ -20,6 +21,7 @@ from segmentql.server.settings import Settings
 class RequestContext:
     db: Database
     live: LiveSegments
+    feed: ChangeFeed
     registry: ConditionRegistry
     settings: Settings
     facts_with_key: Workspace  # as the API key's read found it; use workspace_facts()

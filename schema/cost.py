@@ -28,8 +28,9 @@ sits in, so nested connections multiply:
 ``segments(first: 10) { edges { node { count } } }`` is 10 evaluations.
 A list's length is the size its field asked for (``edges`` of
 ``contacts(first: 50)`` holds 50; the ``variants`` of a split as many as it
-was given); lists the request cannot size (a segment's snapshots, a
-contact's campaigns) count once, as they hold only cheap fields. A split's
+was given); lists the request cannot size count as long as they may be
+(a workspace's webhooks), or once when they hold only cheap fields (a
+segment's snapshots, a contact's campaigns). A split's
 counts come from one pass however many variants it has, so
 ``SplitVariant.count`` is charged once per split.
 
@@ -75,6 +76,7 @@ from strawberry.extensions import SchemaExtension
 
 from segmentql.server.errors import QueryTooCostly
 from segmentql.server.splits import MAX_VARIANTS
+from segmentql.server.webhooks import MAX_WEBHOOKS
 
 from .build import MAX_BATCH
 from .fragments import Fragments
@@ -91,6 +93,7 @@ class Weight:
     cap: int | None = PAGE  # the most items the field accepts
     once_per_list: bool = False  # its evaluations serve every item of the list it sits in
     only_with: str | None = None  # the evaluations run only when this argument is given (not null)
+    length: int | None = None  # a list the request cannot size, of at most this many items
 
 
 WEIGHTS = {
@@ -119,6 +122,9 @@ WEIGHTS = {
     "Mutation.upsertCampaigns": Weight(0, "campaigns", MAX_BATCH),
     "Mutation.recordEvents": Weight(0, "events", MAX_BATCH),
     "Mutation.deleteContacts": Weight(0, "ids", MAX_BATCH),
+    # A workspace's webhooks are few (MAX_WEBHOOKS), each with pages of deliveries.
+    "Query.webhooks": Weight(length=MAX_WEBHOOKS),
+    "Webhook.deliveries": Weight(0, "first"),
 }
 FREE = Weight()
 MISSING = object()
@@ -221,7 +227,7 @@ class _Walk:
         inner = (self.selections(node.selection_set, get_named_type(definition.type), size)
                  if node.selection_set else Cost())
         if is_list_type(get_nullable_type(definition.type)):
-            length = size if size is not None else items if items is not None else 1
+            length = next(n for n in (size, weight.length, items, 1) if n is not None)
             inner = Cost(length * inner.each + inner.once)
         return Cost(inner.each, inner.once + own) if weight.once_per_list else Cost(own + inner.each, inner.once)
 

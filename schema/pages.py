@@ -1,14 +1,11 @@
 """Pages and cursors: every field that returns contacts, contact ids or
 saved segments pages them here.
 
-A cursor is opaque to clients and belongs to the API: ``base64("<kind>:<position>")``,
-where the position is a contact id or a segment's ``createdAt|id``. Services
-never see one: they take the decoded position (``after_id``, a
-``(createdAt, id)`` pair), and a cursor that is not one of ours is refused
-here with a message naming ``after``."""
+Cursors are opaque to clients (``segmentql.server.cursors``). Services take
+the decoded position (a contact id, a ``(createdAt, id)`` pair, a log
+position), and a cursor that is not one of ours is refused here with a
+message naming ``after``."""
 
-import base64
-import binascii
 import datetime as dt
 from typing import Annotated
 
@@ -18,6 +15,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from segmentql.server import segments
 from segmentql.server.compiler import CompiledRule
+from segmentql.server.cursors import CONTACT, SEGMENT, change_position, decode_cursor, encode_cursor
 from segmentql.server.errors import BadArgument
 from segmentql.server.snapshots import IdPage
 
@@ -29,42 +27,14 @@ First = Annotated[int | None, strawberry.argument(
     description="Page size, 0-1000; 0 gives no items, and `pageInfo.hasNextPage` tells whether there are any.")]
 After = Annotated[str | None, strawberry.argument(description="Cursor of the last item of the previous page.")]
 
-CONTACT, SEGMENT, CHANGE = "contact", "segment", "change"
-
-
-def encode_cursor(kind: str, position: str) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode()
-
-
-def decode_cursor(kind: str, cursor: str) -> str:
-    """The position a ``kind`` cursor given as ``after`` holds."""
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadArgument(f"`after` is not a cursor returned by this API: {cursor[:40]!r}") from None
-    prefix, _, position = text.partition(":")
-    if prefix != kind or not position:
-        raise BadArgument(f"`after` is not a {kind} cursor returned by this API")
-    return position
-
-
 def after_contact(after: str | None) -> str | None:
     """The contact id a contact cursor ``after`` stands for (None: from the first contact)."""
     return decode_cursor(CONTACT, after) if after else None
 
 
-def change_cursor(seq: int) -> str:
-    return encode_cursor(CHANGE, str(seq))
-
-
 def after_change(after: str | None) -> int:
     """The log position a change cursor ``after`` stands for (0: from the start)."""
-    if not after:
-        return 0
-    position = decode_cursor(CHANGE, after)
-    if not (position.isascii() and position.isdigit()) or len(position) > 18:
-        raise BadArgument(f"`after` is not a {CHANGE} cursor returned by this API")
-    return int(position)
+    return change_position(after)
 
 
 def segment_cursor(doc: dict) -> str:

@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from segmentql.server import analytics, membership, segments, snapshots
 from segmentql.server.compiler import CompiledRule
+from segmentql.server.cursors import change_cursor
 from segmentql.server.database import Database
 from segmentql.server.live import Cause
 
@@ -37,7 +38,6 @@ from .pages import (
     First,
     after_change,
     after_contact,
-    change_cursor,
     contact_connection,
     members_page,
     page_size,
@@ -109,6 +109,18 @@ class SegmentChange:
     def of(cls, doc: dict) -> "SegmentChange":
         return cls(segment_id=strawberry.ID(doc["segment_id"]), contact_id=strawberry.ID(doc["contact_id"]),
                    change=ChangeKind[doc["change"]], at=doc["at"], cause=ChangeCause[doc["cause"]])
+
+
+@strawberry.type(description="A change of a saved segment's members, sent as it is logged (`segmentChanges`).")
+class SegmentChangeEvent(SegmentChange):
+    cursor: str = strawberry.field(description=(
+        "Its position in the log, which also identifies it: subscribe again with `after` set to the last "
+        "cursor you handled to get every later change, none missed and none twice."))
+
+    @classmethod
+    def of(cls, doc: dict) -> "SegmentChangeEvent":
+        change = SegmentChange.of(doc)
+        return cls(cursor=change_cursor(doc["seq"]), **vars(change))
 
 
 @strawberry.type(description="A logged change with its cursor.")
@@ -190,7 +202,7 @@ class Segment:
                       first: Annotated[int, described("Page size, 0-1000.")] = 100,
                       after: After = None) -> SegmentChangeConnection:
         ctx = request_context(info)
-        page = await membership.changes(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first),
+        page = await membership.changes(ctx.db, ctx.workspace_id, [self.doc["id"]], page_size(info, first),
                                         after_change(after))
         return SegmentChangeConnection.of(page)
 

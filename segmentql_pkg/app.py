@@ -3,7 +3,9 @@
 Every GraphQL request needs ``Authorization: Bearer KEY``; the key decides the
 workspace, and a missing or wrong key is answered 401 before GraphQL runs. The
 GraphiQL page itself (a browser's GET of ``/graphql``) holds no data and needs
-no key; the queries it sends do.
+no key; the queries it sends do. Subscriptions run over a WebSocket at
+``/graphql`` (``graphql-transport-ws``), authenticated by the key in
+``connection_init`` (:class:`KeyedTransportWS`).
 
 No request can hold the service for long (README, "Limits"): a document's
 validation is bounded (``schema/limits.py``), a request's cost is checked
@@ -14,6 +16,7 @@ client hangs up.
 
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import logging
 import time
@@ -21,9 +24,11 @@ import time
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import MaxTokensLimiter, ParserCache
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from segmentql.plugins.registry import ConditionRegistry, load_registry
 from segmentql.schema import build_schema
@@ -31,7 +36,9 @@ from segmentql.schema.context import RequestContext
 from segmentql.schema.cost import CostModel, QueryCost
 from segmentql.schema.limits import BoundedValidation, DocumentCheck, DocumentLimits
 from segmentql.server import deadline, ingest, transport
+from segmentql.server.changefeed import ChangeFeed
 from segmentql.server.database import Database
+from segmentql.server.delivery import DeliverySettings, WebhookDispatcher
 from segmentql.server.errors import BadRequest
 from segmentql.server.live import LiveSegments
 from segmentql.server.settings import Settings
@@ -39,6 +46,7 @@ from segmentql.server.settings import Settings
 from .auth import authenticate, refusal
 from .export_routes import EXPORT_ROUTES
 from .graphiql import ASSETS_URL, asset, graphiql_page
+from .subscriptions import KeyedTransportWS, OperationsByTransport, workspace_at_init
 
 log = logging.getLogger("segmentql")
 
@@ -120,15 +128,32 @@ async def _cancelled_on_hang_up(app, scope, receive, send) -> bool:
 class SegmentqlGraphQL(GraphQL):
     """Strawberry's ASGI app with segmentql's request context."""
 
+    graphql_transport_ws_handler_class = KeyedTransportWS
+
     def __init__(self, schema, state, **kwargs):
-        super().__init__(schema, **kwargs)
+        # A socket is authenticated by the key its connection_init carries,
+        # never by a browser's cookies, so a page of another origin can do no
+        # more with it than with a POST: front ends on their own origins may
+        # subscribe. A connection runs at most 10 subscriptions; a connection
+        # not initialised within 10 s is closed.
+        super().__init__(schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), allowed_origins=["*"],
+                         max_subscriptions_per_connection=10,
+                         connection_init_wait_timeout=dt.timedelta(seconds=10), **kwargs)
         self.state = state
 
     async def get_context(self, request, response):
-        return {"request": request, "response": response,
-                "segmentql": RequestContext(db=self.state.db, live=self.state.live, registry=self.state.registry,
-                                            settings=self.state.settings,
-                                            facts_with_key=request.scope["segmentql.workspace"])}
+        context = {"request": request, "response": response}
+        if not isinstance(request, WebSocket):  # a socket's workspace is known at connection_init
+            context["segmentql"] = self._request_context(request.scope["segmentql.workspace"])
+        return context
+
+    async def on_ws_connect(self, context):
+        context["segmentql"] = self._request_context(await workspace_at_init(self.state.db, context))
+        return await super().on_ws_connect(context)
+
+    def _request_context(self, workspace) -> RequestContext:
+        return RequestContext(db=self.state.db, live=self.state.live, feed=self.state.feed,
+                              registry=self.state.registry, settings=self.state.settings, facts_with_key=workspace)
 
 
 class Gate:
@@ -254,6 +279,7 @@ class AppState:
         self.settings, self.registry = settings, registry
         self.db: Database | None = None
         self.live: LiveSegments | None = None
+        self.feed: ChangeFeed | None = None
         self.lanes = deadline.Lanes(settings.workspace_lanes)
 
 
@@ -274,7 +300,8 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: BoundedValidation(check),
-        lambda: QueryCost(costs)])
+        lambda: QueryCost(costs),
+        OperationsByTransport])
     graphql = Gate(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
 
     async def health(_request: Request) -> Response:
@@ -287,10 +314,19 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         state.db = Database(mongodb_uri, settings.database, settings.max_time_ms)
         await state.db.ensure_indexes()
         await ingest.upgrade_rollups(state.db)
+        await state.db.settle_logs_of_earlier_versions()
         state.live = LiveSegments(state.db, registry, settings.write_lease_seconds)
+        state.feed = ChangeFeed(state.db)
+        dispatcher = WebhookDispatcher(state.db, DeliverySettings(
+            timeout_seconds=settings.webhook_timeout_seconds,
+            first_retry=dt.timedelta(milliseconds=settings.webhook_first_retry_ms),
+            retry_for=dt.timedelta(seconds=settings.webhook_retry_for_seconds),
+            allow_private=settings.webhook_allow_private, claim_seconds=settings.write_lease_seconds))
+        state.live.listeners += [state.feed.nudge, dispatcher.nudge]
         # Memberships follow time: refreshed now if they date from an earlier
-        # day, then at each new UTC day, while the service answers requests.
-        clock = asyncio.create_task(state.live.keep_current())
+        # day, then at each new UTC day, while the service answers requests;
+        # webhooks are delivered meanwhile.
+        background = [asyncio.create_task(state.live.keep_current()), asyncio.create_task(dispatcher.run())]
         # Everything made so far (modules, the schema, plugins) lives as long
         # as the service: kept out of the cyclic collector's full passes, which
         # otherwise scan it all and hold every request for tens of ms.
@@ -298,12 +334,13 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         try:
             yield
         finally:
-            clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await clock
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await state.db.close()
 
     app = Starlette(routes=[Route("/healthz", health), Route("/graphql", graphql, methods=["GET", "POST"]),
+                            WebSocketRoute("/graphql", graphql),
                             Route(ASSETS_URL + "/{name}", asset), *EXPORT_ROUTES], lifespan=lifespan)
     app.state.segmentql = state
     return app

@@ -35,14 +35,29 @@ def bearer(headers) -> str | None:
 async def authenticate(db: Database, request: Request) -> Workspace | Response:
     """The workspace of the request's bearer key, or the response refusing
     the request (401; 503 while the database cannot tell)."""
-    key = bearer(request.headers)
+    found = await authenticate_key(db, request.headers.get("authorization"))
+    if isinstance(found, Workspace):
+        return found
+    if found == UNAVAILABLE:
+        return refusal(503, "DATABASE_UNAVAILABLE", found)
+    return unauthorized(found)
+
+
+UNAVAILABLE = "the database is unavailable right now; try again shortly"
+
+
+async def authenticate_key(db: Database, authorization: object) -> Workspace | str:
+    """The workspace of an ``Authorization`` value (``Bearer KEY``), or why
+    there is none (UNAVAILABLE while the database cannot tell). HTTP requests
+    send it as a header, subscriptions in ``connection_init``'s payload."""
+    key = bearer({"authorization": authorization}) if isinstance(authorization, str) else None
     if key is None:
-        return unauthorized("send your API key as 'Authorization: Bearer KEY'")
+        return "send your API key as 'Authorization: Bearer KEY'"
     try:
         workspace = await db.workspace_for_key(key)
     except PyMongoError:
         log.warning("database unavailable while checking an API key")
-        return refusal(503, "DATABASE_UNAVAILABLE", "the database is unavailable right now; try again shortly")
+        return UNAVAILABLE
     if workspace is None:
-        return unauthorized("the API key is not valid")
+        return "the API key is not valid"
     return workspace

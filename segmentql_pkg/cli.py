@@ -266,7 +266,9 @@ def serve(settings: Settings, host: str, port: int, banner: str | None = None) -
         if banner:
             print(banner, flush=True)
         print(f"segmentql: GraphQL and GraphiQL at http://{host}:{port}/graphql", file=sys.stderr, flush=True)
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")).run()
+        # A WebSocket message (a subscription's document) is bounded like a request body.
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on",
+                                      ws="websockets-sansio", ws_max_size=settings.max_body_bytes)).run()
 
 
 def cmd_serve(args, settings: Settings) -> None:

@@ -33,6 +33,10 @@ from .rollups import ROLLUP_LAYOUT
 log = logging.getLogger("segmentql")
 DUPLICATE_KEY = 11000
 
+# Finished webhook deliveries are kept this long (30 days), then dropped by
+# MongoDB (a TTL index).
+DELIVERIES_KEPT_SECONDS = 30 * 86_400
+
 # (collection, keys, options). The compiler relies on the contacts indexes:
 # docs/performance.md lists which condition uses which.
 INDEXES: dict[str, list[IndexModel]] = {
@@ -82,6 +86,16 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("workspace_id", ASCENDING), ("segment_id", ASCENDING), ("seq", ASCENDING)]),
     ],
     "membership_journal": [IndexModel([("workspace_id", ASCENDING), ("at", ASCENDING)])],
+    # Webhooks and their deliveries (server/webhooks.py, server/delivery.py).
+    # Dispatchers of every workspace look for the webhooks due (``dueAt``).
+    "webhooks": [
+        IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)], unique=True),
+        IndexModel([("dueAt", ASCENDING)]),
+    ],
+    "webhook_deliveries": [
+        IndexModel([("workspace_id", ASCENDING), ("webhook_id", ASCENDING), ("createdAt", DESCENDING)]),
+        IndexModel([("finishedAt", ASCENDING)], expireAfterSeconds=DELIVERIES_KEPT_SECONDS),
+    ],
 }
 # Member ids read, and changes written, per round trip.
 MEMBER_BATCH = 1000
@@ -155,6 +169,9 @@ def hash_key(key: str) -> str:
 
 def new_key() -> str:
     return "sq_" + secrets.token_urlsafe(32)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def now() -> dt.datetime:
@@ -805,6 +822,7 @@ class Database:
                     "workspace_id": workspace_id, "seq": first + i, **c} for i, c in enumerate(changes)]
         # Positions of changes logged by an earlier, cut-short write:
         logged_before = await self._insert_new("segment_changes", entries, MEMBER_BATCH)
+        await self._settle(workspace_id, counter["changeSeq"])
         await self._record_members(workspace_id, [(c["segment_id"], c["contact_id"], c["number"]) for c in changes])
         sizes: dict[str, int] = {}  # a repeated change was counted (or is recounted by the recovery)
         for i, c in enumerate(changes):
@@ -839,6 +857,33 @@ class Database:
         doc = await self.db.workspaces.find_one({"_id": workspace_id}, {"changeSeq": 1})
         return (doc or {}).get("changeSeq", 0)
 
+    async def settle_log(self, workspace_id: str) -> None:
+        """Everything logged so far may be read (after completing writes cut short: see :meth:`_settle`)."""
+        await self._settle(workspace_id, await self.change_seq(workspace_id))
+
+    async def _settle(self, workspace_id: str, seq: int) -> None:
+        """Changes up to position ``seq`` are all stored: readers following the
+        log (subscriptions, webhooks) read up to the settled position only.
+        A write takes its positions before its changes are stored, so a reader
+        going by the newest stored position could pass one still being stored
+        and never see it. Only the workspace's writer settles (it holds the
+        write lease), so the position only grows. Idle webhooks of the
+        workspace are due again."""
+        await self.db.workspaces.update_one({"_id": workspace_id}, {"$max": {"settledSeq": seq}})
+        await self.db.webhooks.update_many({"workspace_id": workspace_id, "status": "ACTIVE", "dueAt": None},
+                                           {"$set": {"dueAt": now()}})
+
+    async def settle_logs_of_earlier_versions(self) -> None:
+        """Workspaces whose log was written before logs were settled: all of it may be read."""
+        async for doc in self.db.workspaces.find({"changeSeq": {"$exists": True}, "settledSeq": {"$exists": False}},
+                                                 {"changeSeq": 1}):
+            await self.db.workspaces.update_one({"_id": doc["_id"]}, {"$max": {"settledSeq": doc["changeSeq"]}})
+
+    async def settled_seq(self, workspace_id: str) -> int:
+        """The position up to which the workspace's log may be read (0: nothing logged)."""
+        doc = await self.db.workspaces.find_one({"_id": workspace_id}, {"settledSeq": 1})
+        return (doc or {}).get("settledSeq", 0)
+
     async def roll_forward(self, workspace_id: str, after_seq: int) -> set[str]:
         """Bring member documents up to the changes logged after ``after_seq``
         (by a write that died before recording them); returns their segments."""
@@ -869,12 +914,14 @@ class Database:
                                           {"$set": {"membership.error": reason[:1000]},
                                            "$unset": {"membership.asOf": ""}})
 
-    async def changes_page(self, workspace_id: str, segment_id: str | None, after_seq: int, limit: int
-                           ) -> list[dict]:
-        """Logged changes after position ``after_seq``, in log order (of one segment, or of all)."""
-        query: dict = {"workspace_id": workspace_id, "seq": {"$gt": after_seq}}
-        if segment_id is not None:
-            query["segment_id"] = segment_id
+    async def changes_page(self, workspace_id: str, segment_ids: Sequence[str] | None, after_seq: int, limit: int,
+                           upto_seq: int | None = None) -> list[dict]:
+        """Logged changes after position ``after_seq`` (and up to ``upto_seq``),
+        in log order, of these segments (or of all)."""
+        positions = {"$gt": after_seq} if upto_seq is None else {"$gt": after_seq, "$lte": upto_seq}
+        query: dict = {"workspace_id": workspace_id, "seq": positions}
+        if segment_ids is not None:
+            query["segment_id"] = segment_ids[0] if len(segment_ids) == 1 else {"$in": list(segment_ids)}
         cursor = self.db.segment_changes.find(query, {"_id": 0, "workspace_id": 0}).sort("seq", 1).limit(limit)
         return [c async for c in cursor]
 
@@ -929,6 +976,116 @@ class Database:
 
     async def release_lease(self, workspace_id: str, owner: str) -> None:
         await self.db.write_leases.delete_one({"_id": workspace_id, "owner": owner})
+
+    # -- webhooks ----------------------------------------------------------
+    # A webhook document holds its state machine (server/delivery.py):
+    # ``position`` (the log position delivered up to), ``generation`` (bumped
+    # by a redelivery: a dispatcher's writes for an older one change nothing),
+    # ``dueAt`` (when a dispatcher should look at it; None: idle until a
+    # change is logged) and its claim (``claimOwner`` until ``claimUntil``):
+    # one dispatcher at a time, so deliveries keep log order.
+
+    WEBHOOK_FIELDS: ClassVar[dict] = {"_id": 0}
+
+    @staticmethod
+    def _webhook_key(workspace_id: str, webhook_id: str) -> str:
+        return f"{workspace_id}:{webhook_id}"
+
+    async def insert_webhook(self, doc: dict) -> None:
+        await self.db.webhooks.insert_one({"_id": self._webhook_key(doc["workspace_id"], doc["id"]), **doc})
+
+    async def count_webhooks(self, workspace_id: str) -> int:
+        return await self.db.webhooks.count_documents({"workspace_id": workspace_id})
+
+    async def webhook(self, workspace_id: str, webhook_id: str) -> dict | None:
+        return await self.db.webhooks.find_one({"_id": self._webhook_key(workspace_id, webhook_id)},
+                                               self.WEBHOOK_FIELDS)
+
+    async def webhooks_of(self, workspace_id: str) -> list[dict]:
+        """The workspace's webhooks, oldest first."""
+        cursor = self.db.webhooks.find({"workspace_id": workspace_id}, self.WEBHOOK_FIELDS).sort("createdAt", 1)
+        return [w async for w in cursor]
+
+    async def update_webhook(self, workspace_id: str, webhook_id: str, update: dict) -> dict | None:
+        """Apply ``update`` (an update document); the webhook after it, or None when there is none."""
+        return await self.db.webhooks.find_one_and_update(
+            {"_id": self._webhook_key(workspace_id, webhook_id)}, update, self.WEBHOOK_FIELDS,
+            return_document=True)
+
+    async def delete_webhook(self, workspace_id: str, webhook_id: str) -> bool:
+        deleted = await self.db.webhooks.delete_one({"_id": self._webhook_key(workspace_id, webhook_id)})
+        await self.db.webhook_deliveries.delete_many({"workspace_id": workspace_id, "webhook_id": webhook_id})
+        return deleted.deleted_count == 1
+
+    async def due_webhooks(self, at: dt.datetime, limit: int) -> list[dict]:
+        """Active webhooks (of any workspace) due by ``at`` and claimed by nobody, longest waiting first."""
+        cursor = self.db.webhooks.find(
+            {"dueAt": {"$lte": at}, "status": "ACTIVE", "claimUntil": {"$lt": at}},
+            {"_id": 0, "workspace_id": 1, "id": 1}).sort("dueAt", 1).limit(limit)
+        return [w async for w in cursor]
+
+    async def claim_webhook(self, workspace_id: str, webhook_id: str, owner: str, until: dt.datetime,
+                            at: dt.datetime) -> dict | None:
+        """Claim a due, active webhook for ``owner`` (or extend its own claim)
+        until ``until``; the webhook, or None when it is not due, not active or
+        claimed by another."""
+        return await self.db.webhooks.find_one_and_update(
+            {"_id": self._webhook_key(workspace_id, webhook_id), "status": "ACTIVE",
+             "$or": [{"claimOwner": owner}, {"claimUntil": {"$lt": at}, "dueAt": {"$lte": at}}]},
+            {"$set": {"claimOwner": owner, "claimUntil": until}}, self.WEBHOOK_FIELDS, return_document=True)
+
+    async def release_webhook(self, workspace_id: str, webhook_id: str, owner: str, generation: int,
+                              changes: Mapping) -> bool:
+        """Set ``changes`` (its next ``dueAt``, a new ``position`` or
+        ``status``) and give up the claim, if ``owner`` holds it and no
+        redelivery started a new generation; whether it did."""
+        done = await self.db.webhooks.update_one(
+            {"_id": self._webhook_key(workspace_id, webhook_id), "claimOwner": owner, "generation": generation},
+            {"$set": {**changes, "claimUntil": EPOCH}, "$unset": {"claimOwner": ""}})
+        return done.modified_count == 1
+
+    async def advance_webhook(self, workspace_id: str, webhook_id: str, owner: str, generation: int,
+                              position: int) -> None:
+        """The claimed webhook delivered the log up to ``position``."""
+        await self.db.webhooks.update_one(
+            {"_id": self._webhook_key(workspace_id, webhook_id), "claimOwner": owner, "generation": generation},
+            {"$max": {"position": position}})
+
+    async def insert_delivery(self, doc: dict) -> dict:
+        """Store a new delivery, or find the one stored already under its id
+        (made by a dispatcher that died before sending it)."""
+        key = f"{doc['workspace_id']}:{doc['id']}"
+        await self._insert_new("webhook_deliveries", [{"_id": key, **doc}])
+        return await self.db.webhook_deliveries.find_one({"_id": key}, self.WEBHOOK_FIELDS)  # type: ignore[return-value]
+
+    async def pending_delivery(self, workspace_id: str, webhook_id: str, generation: int) -> dict | None:
+        return await self.db.webhook_deliveries.find_one(
+            {"workspace_id": workspace_id, "webhook_id": webhook_id, "generation": generation, "state": "PENDING"},
+            self.WEBHOOK_FIELDS)
+
+    async def record_attempt(self, workspace_id: str, delivery_id: str, attempt: Mapping, changes: Mapping,
+                             kept: int) -> None:
+        """Append an attempt to a delivery (keeping its newest ``kept``) and set ``changes``."""
+        await self.db.webhook_deliveries.update_one(
+            {"_id": f"{workspace_id}:{delivery_id}"},
+            {"$push": {"attempts": {"$each": [dict(attempt)], "$slice": -kept}}, "$inc": {"attemptCount": 1},
+             "$set": dict(changes)})
+
+    async def close_deliveries(self, workspace_id: str, webhook_id: str, state: str) -> None:
+        """Pending deliveries of the webhook end in ``state`` (a redelivery replaces them)."""
+        await self.db.webhook_deliveries.update_many(
+            {"workspace_id": workspace_id, "webhook_id": webhook_id, "state": "PENDING"},
+            {"$set": {"state": state, "finishedAt": now(), "nextAttemptAt": None}})
+
+    async def deliveries_page(self, workspace_id: str, webhook_id: str, before: tuple[dt.datetime, str] | None,
+                              limit: int) -> list[dict]:
+        """A webhook's deliveries, newest first, after the (createdAt, id) ``before``."""
+        query: dict = {"workspace_id": workspace_id, "webhook_id": webhook_id}
+        if before is not None:
+            query["$or"] = [{"createdAt": {"$lt": before[0]}}, {"createdAt": before[0], "id": {"$lt": before[1]}}]
+        cursor = self.db.webhook_deliveries.find(query, self.WEBHOOK_FIELDS).sort(
+            [("createdAt", DESCENDING), ("id", DESCENDING)]).limit(limit)
+        return [d async for d in cursor]
 
     async def workspaces_named(self) -> list[dict]:
         """Every workspace's ``_id`` and ``name``, by name."""

@@ -98,6 +98,9 @@ class LiveSegments:
         self.owner = uuid.uuid4().hex
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # workspace -> its lock, and its users
         self._started = False  # refresh_due ran once (broken segments are tried at start-up only)
+        # Called with a workspace's id after each of its writes here (its log
+        # may have grown): the change feed and the webhook dispatcher.
+        self.listeners: list[Callable[[str], None]] = []
 
     # -- one writer per workspace -------------------------------------------------
 
@@ -133,6 +136,8 @@ class LiveSegments:
                         await renewal
                     with contextlib.suppress(PyMongoError):
                         await self.db.release_lease(workspace_id, self.owner)
+                    for listener in self.listeners:
+                        listener(workspace_id)
             finally:
                 lock.release()
         finally:
@@ -235,6 +240,7 @@ class LiveSegments:
             await self.db.close_journal(workspace_id, entry["_id"])
         for segment_id in rolled:
             await self.db.recount_members(workspace_id, segment_id)
+        await self.db.settle_log(workspace_id)  # what the writer logged before it died
 
     # -- evaluation ------------------------------------------------------------
 

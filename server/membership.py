@@ -4,7 +4,7 @@
 ``Segment.count``/``contacts``/``changes`` without ``asOf`` and for exports.
 """
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .compiler import PAGE_PROJECTION, PAGE_PROJECTION_WITHOUT_STATS
@@ -48,9 +48,11 @@ class ChangePage:
     has_next: bool
 
 
-async def changes(db: Database, workspace_id: str, segment_id: str | None, first: int, after_seq: int
+async def changes(db: Database, workspace_id: str, segment_ids: Sequence[str] | None, first: int, after_seq: int
                   ) -> ChangePage:
-    """The ``first`` logged changes after position ``after_seq``, in log order
-    (of one segment, or of the whole workspace)."""
-    found = await db.changes_page(workspace_id, segment_id, after_seq, first + 1)
+    """The ``first`` settled changes after position ``after_seq``, in log
+    order (of these segments, or of the whole workspace): a page never skips
+    a change still being stored (``Database._settle``), so its last cursor
+    can be followed later without missing one."""
+    found = await db.changes_page(workspace_id, segment_ids, after_seq, first + 1, await db.settled_seq(workspace_id))
     return ChangePage(found[:first], len(found) > first)

@@ -264,3 +264,18 @@ async def list_segments(db: Database, workspace_id: str, first: int, after: tupl
     ((createdAt, id) of the last one seen), and whether more follow."""
     docs = await db.segments_page(workspace_id, after, first + 1)
     return docs[:first], len(docs) > first
+
+
+# The most segments a subscription or a webhook follows by name.
+MAX_FOLLOWED = 100
+
+
+async def saved_segment_ids(db: Database, workspace_id: str, segment_ids: Sequence[str]) -> list[str]:
+    """``segment_ids`` (1 to MAX_FOLLOWED, each saved in the workspace), without repeats."""
+    unique = list(dict.fromkeys(str(s) for s in segment_ids))
+    if not unique or len(unique) > MAX_FOLLOWED:
+        raise BadArgument(f"`segmentIds` names 1 to {MAX_FOLLOWED} segments (leave it out to follow all of them)")
+    for segment_id in unique:
+        if await db.segment(workspace_id, segment_id) is None:
+            raise NotFound(f"`segmentIds`: no segment with id {segment_id[:80]!r} in this workspace")
+    return unique

@@ -46,6 +46,12 @@ BOUNDS = {
     "max_query_cost": Bound(1000, 1_000_000_000, "SEGMENTQL_MAX_QUERY_COST"),  # see schema/cost.py
     "workspace_lanes": Bound(1, 1000, "SEGMENTQL_WORKSPACE_LANES"),  # see server/deadline.py
     "write_lease_seconds": Bound(2, 600, "SEGMENTQL_WRITE_LEASE_SECONDS"),  # see server/live.py
+    # Webhook deliveries (server/delivery.py): how long a receiver may take to
+    # answer, the first retry's delay (doubling after each failure, up to an
+    # hour) and how long a delivery is retried before it is marked failed.
+    "webhook_timeout_seconds": Bound(1, 120, "SEGMENTQL_WEBHOOK_TIMEOUT_SECONDS"),
+    "webhook_first_retry_ms": Bound(10, 3_600_000, "SEGMENTQL_WEBHOOK_FIRST_RETRY_MS"),
+    "webhook_retry_for_seconds": Bound(1, 7 * 86_400, "SEGMENTQL_WEBHOOK_RETRY_FOR_SECONDS"),
     "max_page_size": Bound(1, 100_000),
     "default_page_size": Bound(1, 100_000),
 }
@@ -59,6 +65,16 @@ def _int_env(field_name: str, var: str) -> int | None:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{BOUNDS[field_name].describe(field_name)}, got {raw!r}") from None
+
+
+def _flag_env(var: str) -> bool | None:
+    raw = os.environ.get(var)
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip().lower()
+    if value not in ("0", "1", "true", "false"):
+        raise SettingsError(f"{var} must be 1 or 0 (true or false), got {raw!r}")
+    return value in ("1", "true")
 
 
 def _names(var: str) -> tuple[str, ...] | None:
@@ -90,6 +106,12 @@ class Settings:
     max_query_cost: int = 20_000
     workspace_lanes: int = 1
     write_lease_seconds: int = 30
+    webhook_timeout_seconds: int = 10
+    webhook_first_retry_ms: int = 10_000
+    webhook_retry_for_seconds: int = 86_400
+    # Webhooks may target loopback, private and link-local addresses (tests, a
+    # receiver beside the service); off, they are refused (server/webhook_targets.py).
+    webhook_allow_private: bool = False
     plugin_allow: tuple[str, ...] | None = None
     plugin_block: tuple[str, ...] = field(default_factory=tuple)
 
@@ -117,6 +139,7 @@ class Settings:
             database=os.environ.get("SEGMENTQL_DATABASE", "segmentql"),
             data_dir=Path(os.environ.get("SEGMENTQL_DATA_DIR", "segmentql-data")),
             **{name: _int_env(name, bound.env) for name, bound in BOUNDS.items() if bound.env},
+            webhook_allow_private=_flag_env("SEGMENTQL_WEBHOOK_ALLOW_PRIVATE"),
             plugin_allow=_names("SEGMENTQL_PLUGINS"),
             plugin_block=_names("SEGMENTQL_DISABLE_PLUGINS") or (),
         )

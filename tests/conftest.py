@@ -49,7 +49,9 @@ def embedded_uri(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def settings():
-    return Settings(database="segmentql_test", max_time_ms=60_000)
+    # Webhook receivers of tests listen on loopback, and fail fast.
+    return Settings(database="segmentql_test", max_time_ms=60_000, webhook_allow_private=True,
+                    webhook_first_retry_ms=100, webhook_timeout_seconds=2)
 
 
 @pytest.fixture(scope="session")

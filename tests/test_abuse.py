@@ -149,6 +149,13 @@ def test_nested_lists_multiply_and_a_splits_counts_are_one_pass(cost_of):
     assert cost_of(split) == 3 + EVALUATION + 3 * (EVALUATION + 5)
 
 
+def test_every_webhook_may_have_a_page_of_deliveries(cost_of):
+    """A workspace's webhooks are not paged: each of the 25 it may have counts."""
+    deliveries = "{ webhooks { id deliveries(first: $n) { edges { node { id attempts { statusCode } } } } } }"
+    assert cost_of("query($n: Int)" + deliveries, n=100) == 25 * 100
+    assert cost_of("query($n: Int)" + deliveries, n=1000) == 25 * 1000 > BUDGET
+
+
 def test_fragments_cost_what_they_would_written_out(cost_of):
     preview = 'segmentPreview(rule: {tags: {includesAny: ["x"]}})'
     assert cost_of(f"{{ a: {preview} {{ count }} b: {preview} {{ count }} }}") == 2 * EVALUATION

@@ -1,7 +1,8 @@
 """GraphiQL in a real headless Chromium, with every request outside loopback
 refused: the page, its scripts, styles and fonts must all come from segmentql,
-a segmentPreview must run through the UI, and the page must keep a user's key
-from other sites (no headers from a link, none kept in storage, no framing)."""
+a segmentPreview must run through the UI, a subscription too (over the page's
+own graphql-transport-ws client), and the page must keep a user's key from
+other sites (no headers from a link, none kept in storage, no framing)."""
 
 import contextlib
 import json
@@ -9,6 +10,7 @@ import os
 import shutil
 from urllib.parse import urlencode, urlparse
 
+import httpx
 import pytest
 
 from segmentql.graphiql import ASSETS, OWN_ASSETS
@@ -85,8 +87,9 @@ def browser_page():
             browser.close()
 
 
-def run_with_key(page, key: str) -> str:
-    """Put ``key`` in the headers editor as a user would, run, and return the response pane's text."""
+def run_with_key(page, key: str, shows: str = "count") -> str:
+    """Put ``key`` in the headers editor as a user would, run, and return the
+    response pane's text once it shows ``shows``."""
     page.wait_for_selector(".graphiql-execute-button", timeout=30_000)
     headers_editor = page.locator(".graphiql-editor-tool .CodeMirror").last
     page.get_by_text("Headers", exact=True).click()
@@ -95,9 +98,22 @@ def run_with_key(page, key: str) -> str:
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(json.dumps({"Authorization": f"Bearer {key}"}))
     page.locator(".graphiql-execute-button").click()
-    page.wait_for_function(
-        "() => document.querySelector('.graphiql-response').innerText.includes('count')", timeout=30_000)
-    return page.locator(".graphiql-response").inner_text()
+    return response_showing(page, shows)
+
+
+def response_showing(page, text: str) -> str:
+    """The response pane's text (its indentation as plain spaces), once it shows ``text``."""
+    page.wait_for_function("text => document.querySelector('.graphiql-response').innerText.includes(text)",
+                           arg=text, timeout=30_000)
+    return page.locator(".graphiql-response").inner_text().replace("\xa0", " ")
+
+
+def post(base: str, key: str, query: str, **variables) -> dict:
+    """One GraphQL request to the served service over real HTTP; its data (errors fail the test)."""
+    answer = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables},
+                        headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+    assert "errors" not in answer, answer
+    return answer["data"]
 
 
 def test_segment_preview_runs_through_the_ui_offline(http, served, tmp_path):
@@ -159,3 +175,58 @@ def test_another_site_cannot_frame_the_page(served):
         page.wait_for_timeout(2000)
         framed = [f for f in page.frames if f != page.main_frame]
         assert all("segmentql GraphiQL" not in f.content() for f in framed)
+
+
+UPSERT = "mutation($c: [ContactInput!]!) { upsertContacts(contacts: $c) { accepted } }"
+CHANGES = "subscription Changes($after: String) { segmentChanges(after: $after) { cursor segmentId contactId change } }"
+
+
+def test_a_subscription_runs_through_the_ui(http, served):
+    """A subscription runs over the page's WebSocket with the key of the
+    headers editor in connection_init; a write made while it runs shows in the
+    result pane; the stop button completes it and closes the socket. (It
+    resumes after a cursor, so the write cannot slip in before it started.)"""
+    key = new_workspace(http).key
+    segment = post(served, key, 'mutation { createSegment(name: "hot", rule: {leadScore: {min: 50}}) { id } }'
+                   )["createSegment"]["id"]
+    post(served, key, UPSERT, c=[{"id": "earlier", "email": "earlier@example.com", "leadScore": 90}])
+    logged = post(served, key, "query($id: ID!) { segment(id: $id) { changes { edges { cursor } } } }", id=segment)
+    after = logged["segment"]["changes"]["edges"][-1]["cursor"]
+    with browser_page() as (page, refused, violations):
+        sockets, frames = [], []
+        page.on("websocket", lambda socket: (sockets.append(socket), socket.on(
+            "framesent", lambda payload: frames.append(json.loads(payload)))))
+        page.goto(f"{served}/graphql?" + urlencode({"query": CHANGES, "variables": json.dumps({"after": after})}))
+        run_with_key(page, key, shows="")
+        post(served, key, UPSERT, c=[{"id": "live-one", "email": "live@example.com", "leadScore": 95}])
+        result = response_showing(page, "live-one")
+        page.locator(".graphiql-execute-button").click()  # while subscribed, it is the stop button
+        [socket] = sockets
+        if not socket.is_closed():
+            socket.wait_for_event("close", timeout=10_000)
+    assert refused == [] and violations == []  # connect-src 'self' allows the page's own ws:
+    assert socket.url == served.replace("http:", "ws:") + "/graphql"
+    event = json.loads(result)["data"]["segmentChanges"]
+    assert event["contactId"] == "live-one" and event["segmentId"] == segment and event["change"] == "ENTERED"
+    assert frames == [
+        {"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}},
+        {"type": "subscribe", "id": "1",
+         "payload": {"query": CHANGES, "variables": {"after": after}, "operationName": "Changes"}},
+        {"type": "complete", "id": "1"}]
+
+
+def test_a_subscription_with_a_bad_key_shows_why_the_socket_closed(served):
+    with browser_page() as (page, refused, violations):
+        page.goto(f"{served}/graphql?" + urlencode({"query": CHANGES}))
+        result = run_with_key(page, "not-a-key", shows="socket closed")
+    assert refused == [] and violations == []
+    assert json.loads(result) == {"errors": [{"message": "the API key is not valid (socket closed 4401)"}]}
+
+
+def test_a_subscription_the_service_refuses_shows_its_errors(http, served):
+    key = new_workspace(http).key
+    with browser_page() as (page, _refused, _violations):
+        page.goto(f"{served}/graphql?" + urlencode({"query": "subscription { segmentChanges { nope } }"}))
+        result = run_with_key(page, key, shows="errors")
+    [error] = json.loads(result)["errors"]
+    assert "Cannot query field 'nope'" in error["message"], error

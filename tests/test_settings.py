@@ -18,7 +18,7 @@ ENV_BOUNDS = {bound.env: (name, bound) for name, bound in BOUNDS.items() if boun
 def clean_env(monkeypatch):
     """No segmentql variable from the machine running the tests."""
     for var in [*ENV_BOUNDS, "MONGODB_URI", "SEGMENTQL_DATABASE", "SEGMENTQL_DATA_DIR", "SEGMENTQL_PLUGINS",
-                "SEGMENTQL_DISABLE_PLUGINS"]:
+                "SEGMENTQL_DISABLE_PLUGINS", "SEGMENTQL_WEBHOOK_ALLOW_PRIVATE"]:
         monkeypatch.delenv(var, raising=False)
     return monkeypatch
 
@@ -106,3 +106,15 @@ def test_the_data_dir_comes_from_the_environment_unless_given(clean_env, monkeyp
     monkeypatch.setenv("SEGMENTQL_DATA_DIR", str(tmp_path / "from-env"))
     assert Settings.from_env(data_dir=None).data_dir == tmp_path / "from-env"
     assert Settings.from_env(data_dir=tmp_path / "flag").data_dir == tmp_path / "flag"
+
+
+@pytest.mark.parametrize("raw, allowed", [("1", True), ("true", True), ("0", False), ("FALSE", False), ("", False)])
+def test_private_webhook_targets_are_allowed_by_a_flag(clean_env, raw, allowed):
+    clean_env.setenv("SEGMENTQL_WEBHOOK_ALLOW_PRIVATE", raw)
+    assert Settings.from_env().webhook_allow_private is allowed
+
+
+def test_a_malformed_flag_is_refused_naming_it(clean_env):
+    clean_env.setenv("SEGMENTQL_WEBHOOK_ALLOW_PRIVATE", "yes please")
+    with pytest.raises(SettingsError, match="SEGMENTQL_WEBHOOK_ALLOW_PRIVATE must be 1 or 0"):
+        Settings.from_env()

@@ -76,7 +76,7 @@ from strawberry.extensions import SchemaExtension
 
 from segmentql.server.errors import QueryTooCostly
 from segmentql.server.splits import MAX_VARIANTS
-from segmentql.server.webhooks import MAX_WEBHOOKS
+from segmentql.server.webhooks import MAX_DELIVERIES_PAGE, MAX_WEBHOOKS
 
 from .build import MAX_BATCH
 from .fragments import Fragments
@@ -124,7 +124,7 @@ WEIGHTS = {
     "Mutation.deleteContacts": Weight(0, "ids", MAX_BATCH),
     # A workspace's webhooks are few (MAX_WEBHOOKS), each with pages of deliveries.
     "Query.webhooks": Weight(length=MAX_WEBHOOKS),
-    "Webhook.deliveries": Weight(0, "first"),
+    "Webhook.deliveries": Weight(0, "first", MAX_DELIVERIES_PAGE),
 }
 FREE = Weight()
 MISSING = object()

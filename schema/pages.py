@@ -15,7 +15,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from segmentql.server import segments
 from segmentql.server.compiler import CompiledRule
-from segmentql.server.cursors import CONTACT, SEGMENT, change_position, decode_cursor, encode_cursor
+from segmentql.server.cursors import CONTACT, SEGMENT, decode_cursor, encode_cursor
 from segmentql.server.errors import BadArgument
 from segmentql.server.snapshots import IdPage
 
@@ -30,11 +30,6 @@ After = Annotated[str | None, strawberry.argument(description="Cursor of the las
 def after_contact(after: str | None) -> str | None:
     """The contact id a contact cursor ``after`` stands for (None: from the first contact)."""
     return decode_cursor(CONTACT, after) if after else None
-
-
-def after_change(after: str | None) -> int:
-    """The log position a change cursor ``after`` stands for (0: from the start)."""
-    return change_position(after)
 
 
 def segment_cursor(doc: dict) -> str:

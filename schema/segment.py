@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from segmentql.server import analytics, membership, segments, snapshots
 from segmentql.server.compiler import CompiledRule
-from segmentql.server.cursors import change_cursor
+from segmentql.server.cursors import change_cursor, change_position
 from segmentql.server.database import Database
 from segmentql.server.live import Cause
 
@@ -36,7 +36,6 @@ from .insight import (
 from .pages import (
     After,
     First,
-    after_change,
     after_contact,
     contact_connection,
     members_page,
@@ -203,7 +202,7 @@ class Segment:
                       after: After = None) -> SegmentChangeConnection:
         ctx = request_context(info)
         page = await membership.changes(ctx.db, ctx.workspace_id, [self.doc["id"]], page_size(info, first),
-                                        after_change(after))
+                                        change_position(after))
         return SegmentChangeConnection.of(page)
 
     @strawberry.field(description="Snapshots of this segment's members, newest first.")

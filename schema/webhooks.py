@@ -12,11 +12,11 @@ from strawberry.types import Info
 
 from segmentql.server import webhooks
 from segmentql.server.cursors import change_cursor
-from segmentql.server.webhooks import KEEP, WebhookChange
+from segmentql.server.webhooks import KEEP, MAX_DELIVERIES_PAGE, WebhookChange
 
-from .arguments import Id, described
+from .arguments import Id, described, in_range
 from .context import request_context
-from .pages import After, First, page_size
+from .pages import After
 from .types import PageInfo
 
 WebhookStatus = strawberry.enum(  # type: ignore[call-overload]  # an Enum made by the functional API
@@ -56,15 +56,15 @@ class WebhookDelivery:
 
     @strawberry.field(description="How many changes it carries (at most 100).")
     def change_count(self) -> int:
-        return len(self.doc["changes"])
+        return self.doc["changeCount"]
 
     @strawberry.field(description="The cursor of its first change.")
     def first_cursor(self) -> str:
-        return self.doc["changes"][0]["cursor"]
+        return self.doc["firstCursor"]
 
     @strawberry.field(description="The cursor of its last change.")
     def last_cursor(self) -> str:
-        return self.doc["changes"][-1]["cursor"]
+        return self.doc["lastCursor"]
 
     @strawberry.field(description="When it was made (before its first attempt).")
     def created_at(self) -> dt.datetime:
@@ -126,8 +126,9 @@ class Webhook:
         return WebhookStatus[self.doc["status"]]
 
     @strawberry.field(description=(
-        "The cursor of the last change delivered (or skipped: of another segment), null before any: the "
-        "changes after it are on their way."))
+        "The log position delivered up to, as a change cursor: the changes after it are on their way. It "
+        "starts where the log stood when the webhook was made, and passes changes of segments it does not "
+        "follow; null while the workspace's log is empty."))
     def delivered_through(self) -> str | None:
         return change_cursor(self.doc["position"]) if self.doc["position"] else None
 
@@ -140,10 +141,12 @@ class Webhook:
         return self.doc["updatedAt"]
 
     @strawberry.field(description="Its deliveries, newest first, with every attempt: kept 30 days after they end.")
-    async def deliveries(self, info: Info, first: First = 20, after: After = None) -> WebhookDeliveryConnection:
+    async def deliveries(self, info: Info,
+                         first: Annotated[int, described(f"Page size, 0-{MAX_DELIVERIES_PAGE}.")] = 20,
+                         after: After = None) -> WebhookDeliveryConnection:
         ctx = request_context(info)
-        docs, more = await webhooks.deliveries(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first),
-                                               after)
+        docs, more = await webhooks.deliveries(ctx.db, ctx.workspace_id, self.doc["id"],
+                                               in_range("first", first, 0, MAX_DELIVERIES_PAGE), after)
         edges = [WebhookDeliveryEdge(cursor=webhooks.delivery_cursor(d), node=WebhookDelivery(doc=d)) for d in docs]
         return WebhookDeliveryConnection(edges=edges, page_info=PageInfo(
             has_next_page=more, end_cursor=edges[-1].cursor if edges else None))

@@ -94,6 +94,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "webhook_deliveries": [
         IndexModel([("workspace_id", ASCENDING), ("webhook_id", ASCENDING), ("createdAt", DESCENDING)]),
+        IndexModel([("workspace_id", ASCENDING), ("webhook_id", ASCENDING), ("state", ASCENDING),
+                    ("generation", ASCENDING)]),
         IndexModel([("finishedAt", ASCENDING)], expireAfterSeconds=DELIVERIES_KEPT_SECONDS),
     ],
 }
@@ -323,7 +325,7 @@ class Database:
     async def create_workspace(self, name: str) -> tuple[dict, str]:
         key = new_key()
         doc = {"_id": str(ObjectId()), "name": name, "keys": [hash_key(key)], "createdAt": now(),
-               "rollupLayout": ROLLUP_LAYOUT}
+               "rollupLayout": ROLLUP_LAYOUT, "settledSeq": 0}
         try:
             await self.db.workspaces.insert_one(doc)
         except DuplicateKeyError:
@@ -874,10 +876,13 @@ class Database:
                                            {"$set": {"dueAt": now()}})
 
     async def settle_logs_of_earlier_versions(self) -> None:
-        """Workspaces whose log was written before logs were settled: all of it may be read."""
+        """Workspaces whose log was written before logs were settled (every
+        workspace is made with a settled position now): all of it may be read,
+        unless a write is still at it (its writer settles it)."""
         async for doc in self.db.workspaces.find({"changeSeq": {"$exists": True}, "settledSeq": {"$exists": False}},
                                                  {"changeSeq": 1}):
-            await self.db.workspaces.update_one({"_id": doc["_id"]}, {"$max": {"settledSeq": doc["changeSeq"]}})
+            if not await self.db.membership_journal.find_one({"workspace_id": doc["_id"]}, {"_id": 1}):
+                await self.db.workspaces.update_one({"_id": doc["_id"]}, {"$max": {"settledSeq": doc["changeSeq"]}})
 
     async def settled_seq(self, workspace_id: str) -> int:
         """The position up to which the workspace's log may be read (0: nothing logged)."""
@@ -1006,10 +1011,12 @@ class Database:
         cursor = self.db.webhooks.find({"workspace_id": workspace_id}, self.WEBHOOK_FIELDS).sort("createdAt", 1)
         return [w async for w in cursor]
 
-    async def update_webhook(self, workspace_id: str, webhook_id: str, update: dict) -> dict | None:
-        """Apply ``update`` (an update document); the webhook after it, or None when there is none."""
+    async def update_webhook(self, workspace_id: str, webhook_id: str, update: dict,
+                             expected: Mapping | None = None) -> dict | None:
+        """Apply ``update`` (an update document) if the webhook still holds
+        ``expected``; the webhook after it, or None when there is none (so)."""
         return await self.db.webhooks.find_one_and_update(
-            {"_id": self._webhook_key(workspace_id, webhook_id)}, update, self.WEBHOOK_FIELDS,
+            {"_id": self._webhook_key(workspace_id, webhook_id), **(expected or {})}, update, self.WEBHOOK_FIELDS,
             return_document=True)
 
     async def delete_webhook(self, workspace_id: str, webhook_id: str) -> bool:
@@ -1017,11 +1024,13 @@ class Database:
         await self.db.webhook_deliveries.delete_many({"workspace_id": workspace_id, "webhook_id": webhook_id})
         return deleted.deleted_count == 1
 
-    async def due_webhooks(self, at: dt.datetime, limit: int) -> list[dict]:
-        """Active webhooks (of any workspace) due by ``at`` and claimed by nobody, longest waiting first."""
-        cursor = self.db.webhooks.find(
-            {"dueAt": {"$lte": at}, "status": "ACTIVE", "claimUntil": {"$lt": at}},
-            {"_id": 0, "workspace_id": 1, "id": 1}).sort("dueAt", 1).limit(limit)
+    async def due_webhooks(self, at: dt.datetime, limit: int, but: Collection[str] = ()) -> list[dict]:
+        """Active webhooks (of any workspace but those named) due by ``at``
+        and claimed by nobody, longest waiting first."""
+        query: dict = {"dueAt": {"$lte": at}, "status": "ACTIVE", "claimUntil": {"$lt": at}}
+        if but:
+            query["workspace_id"] = {"$nin": list(but)}
+        cursor = self.db.webhooks.find(query, {"_id": 0, "workspace_id": 1, "id": 1}).sort("dueAt", 1).limit(limit)
         return [w async for w in cursor]
 
     async def claim_webhook(self, workspace_id: str, webhook_id: str, owner: str, until: dt.datetime,
@@ -1035,14 +1044,15 @@ class Database:
             {"$set": {"claimOwner": owner, "claimUntil": until}}, self.WEBHOOK_FIELDS, return_document=True)
 
     async def release_webhook(self, workspace_id: str, webhook_id: str, owner: str, generation: int,
-                              changes: Mapping) -> bool:
+                              changes: Mapping) -> None:
         """Set ``changes`` (its next ``dueAt``, a new ``position`` or
-        ``status``) and give up the claim, if ``owner`` holds it and no
-        redelivery started a new generation; whether it did."""
-        done = await self.db.webhooks.update_one(
-            {"_id": self._webhook_key(workspace_id, webhook_id), "claimOwner": owner, "generation": generation},
-            {"$set": {**changes, "claimUntil": EPOCH}, "$unset": {"claimOwner": ""}})
-        return done.modified_count == 1
+        ``status``) unless a redelivery started a new generation meanwhile,
+        and give up the claim, if ``owner`` holds it."""
+        key = self._webhook_key(workspace_id, webhook_id)
+        await self.db.webhooks.update_one({"_id": key, "claimOwner": owner, "generation": generation},
+                                          {"$set": dict(changes)})
+        await self.db.webhooks.update_one({"_id": key, "claimOwner": owner},
+                                          {"$set": {"claimUntil": EPOCH}, "$unset": {"claimOwner": ""}})
 
     async def advance_webhook(self, workspace_id: str, webhook_id: str, owner: str, generation: int,
                               position: int) -> None:
@@ -1065,16 +1075,17 @@ class Database:
 
     async def record_attempt(self, workspace_id: str, delivery_id: str, attempt: Mapping, changes: Mapping,
                              kept: int) -> None:
-        """Append an attempt to a delivery (keeping its newest ``kept``) and set ``changes``."""
+        """Append an attempt to a pending delivery (keeping its newest ``kept``) and set ``changes``."""
         await self.db.webhook_deliveries.update_one(
-            {"_id": f"{workspace_id}:{delivery_id}"},
+            {"_id": f"{workspace_id}:{delivery_id}", "state": "PENDING"},
             {"$push": {"attempts": {"$each": [dict(attempt)], "$slice": -kept}}, "$inc": {"attemptCount": 1},
              "$set": dict(changes)})
 
-    async def close_deliveries(self, workspace_id: str, webhook_id: str, state: str) -> None:
-        """Pending deliveries of the webhook end in ``state`` (a redelivery replaces them)."""
+    async def close_deliveries(self, workspace_id: str, webhook_id: str, before_generation: int, state: str) -> None:
+        """Pending deliveries of the webhook's generations before ``before_generation`` end in ``state``."""
         await self.db.webhook_deliveries.update_many(
-            {"workspace_id": workspace_id, "webhook_id": webhook_id, "state": "PENDING"},
+            {"workspace_id": workspace_id, "webhook_id": webhook_id, "state": "PENDING",
+             "generation": {"$lt": before_generation}},
             {"$set": {"state": state, "finishedAt": now(), "nextAttemptAt": None}})
 
     async def deliveries_page(self, workspace_id: str, webhook_id: str, before: tuple[dt.datetime, str] | None,
@@ -1083,7 +1094,8 @@ class Database:
         query: dict = {"workspace_id": workspace_id, "webhook_id": webhook_id}
         if before is not None:
             query["$or"] = [{"createdAt": {"$lt": before[0]}}, {"createdAt": before[0], "id": {"$lt": before[1]}}]
-        cursor = self.db.webhook_deliveries.find(query, self.WEBHOOK_FIELDS).sort(
+        # Without the changes they carry (up to 100 each): a page shows their count and cursors.
+        cursor = self.db.webhook_deliveries.find(query, {"_id": 0, "changes": 0}).sort(
             [("createdAt", DESCENDING), ("id", DESCENDING)]).limit(limit)
         return [d async for d in cursor]
 

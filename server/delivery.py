@@ -36,6 +36,7 @@ secret's rotation a second ``v1`` is signed with the previous secret.
 """
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import functools
@@ -64,6 +65,8 @@ BATCH = 100
 MAX_IN_FLIGHT = 8
 MAX_PER_WORKSPACE = 2
 MAX_ANSWER_BYTES = 1024
+LOOKUPS = 2  # DNS lookups at once per process
+TURN = 10  # deliveries a webhook makes before it goes back in line
 KEPT_ATTEMPTS = 25
 MAX_RETRY_DELAY = dt.timedelta(hours=1)
 POLL_SECONDS = 0.5
@@ -118,10 +121,14 @@ class WebhookDispatcher:
         self.db, self.settings = db, settings
         self.owner = uuid.uuid4().hex
         self._nudged = asyncio.Event()
+        self._lookups = asyncio.Semaphore(LOOKUPS)
         self._in_flight: dict[tuple[str, str], asyncio.Task] = {}
         self._client = httpx.AsyncClient(
             follow_redirects=False, trust_env=False, timeout=settings.timeout_seconds,
-            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
+            # No connection is kept for another delivery: connections are to
+            # pinned addresses, and one made for (and checked against) one
+            # host name must not carry another's request.
+            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=0),
             headers={"User-Agent": USER_AGENT})
 
     def nudge(self, _workspace_id: str = "") -> None:
@@ -149,10 +156,13 @@ class WebhookDispatcher:
         free = MAX_IN_FLIGHT - len(self._in_flight)
         if free <= 0:
             return
-        for webhook in await self.db.due_webhooks(now(), MAX_IN_FLIGHT * 4):
+        busy = collections.Counter(workspace_id for workspace_id, _ in self._in_flight)
+        full = {workspace_id for workspace_id, n in busy.items() if n >= MAX_PER_WORKSPACE}
+        # Workspaces with all their slots taken are left out of the query, so
+        # their other due webhooks cannot crowd out everyone else's.
+        for webhook in await self.db.due_webhooks(now(), MAX_IN_FLIGHT * 4, but=full):
             key = (webhook["workspace_id"], webhook["id"])
-            busy = sum(1 for workspace_id, _ in self._in_flight if workspace_id == key[0])
-            if key in self._in_flight or busy >= MAX_PER_WORKSPACE:
+            if key in self._in_flight or busy[key[0]] >= MAX_PER_WORKSPACE:
                 continue
             claimed = await self.db.claim_webhook(*key, self.owner, self._claim_until(), now())
             if claimed is None:
@@ -160,6 +170,7 @@ class WebhookDispatcher:
             task = asyncio.create_task(self._serve(claimed))
             self._in_flight[key] = task
             task.add_done_callback(functools.partial(self._finished, key))
+            busy[key[0]] += 1
             free -= 1
             if free == 0:
                 return
@@ -172,12 +183,19 @@ class WebhookDispatcher:
         return now() + dt.timedelta(seconds=self.settings.timeout_seconds + self.settings.claim_seconds)
 
     async def _serve(self, webhook: dict) -> None:
-        """Deliver a claimed webhook's due deliveries one after another, then give it up."""
+        """Deliver a claimed webhook's due deliveries one after another, then
+        give it up; after TURN deliveries it goes back in line (due now), so
+        a webhook with much to send takes turns with the others."""
         claimed: dict | None = webhook
         try:
-            while claimed is not None and await self._step(claimed):
+            for _ in range(TURN):
+                if claimed is None or not await self._step(claimed):
+                    return
+                webhook = claimed
                 claimed = await self.db.claim_webhook(webhook["workspace_id"], webhook["id"], self.owner,
                                                       self._claim_until(), now())
+            if claimed is not None:
+                await self._release(claimed, {"dueAt": now()})
         except asyncio.CancelledError:  # the service stops: another may take the webhook up at once
             with contextlib.suppress(PyMongoError):
                 await asyncio.shield(self._release(webhook, {"dueAt": now()}))
@@ -196,6 +214,12 @@ class WebhookDispatcher:
             delivery = await self._next_delivery(webhook)
             if delivery is None:
                 return False
+        if delivery["state"] == "SUCCEEDED":  # its dispatcher stopped before moving the webhook on
+            await self.db.advance_webhook(workspace_id, webhook_id, self.owner, generation, delivery["toSeq"])
+            return True
+        if delivery["state"] != "PENDING":  # FAILED, its dispatcher stopped before failing the webhook
+            await self._release(webhook, {"status": WebhookStatus.FAILED.name, "dueAt": None})
+            return False
         if delivery["nextAttemptAt"] > now():
             await self._release(webhook, {"dueAt": delivery["nextAttemptAt"]})
             return False
@@ -203,17 +227,19 @@ class WebhookDispatcher:
         stamp = now()
         attempt = {"at": stamp, "statusCode": outcome.status_code, "error": outcome.error,
                    "durationMs": outcome.duration_ms}
+        # The webhook is moved on before the delivery is marked finished: a
+        # stop in between sends the delivery again, never skips it.
         if outcome.delivered:
+            await self.db.advance_webhook(workspace_id, webhook_id, self.owner, generation, delivery["toSeq"])
             await self.db.record_attempt(workspace_id, delivery["id"], attempt,
                                          {"state": "SUCCEEDED", "finishedAt": stamp, "nextAttemptAt": None},
                                          KEPT_ATTEMPTS)
-            await self.db.advance_webhook(workspace_id, webhook_id, self.owner, generation, delivery["toSeq"])
             return True
         if stamp - delivery["createdAt"] >= self.settings.retry_for:
+            await self._release(webhook, {"status": WebhookStatus.FAILED.name, "dueAt": None})
             await self.db.record_attempt(workspace_id, delivery["id"], attempt,
                                          {"state": "FAILED", "finishedAt": stamp, "nextAttemptAt": None},
                                          KEPT_ATTEMPTS)
-            await self._release(webhook, {"status": WebhookStatus.FAILED.name, "dueAt": None})
             log.warning("webhook %s of workspace %s failed: delivery %s was refused for %s", webhook_id,
                         workspace_id, delivery["id"], self.settings.retry_for)
             return False
@@ -237,14 +263,31 @@ class WebhookDispatcher:
                 await self.db.update_webhook(workspace_id, webhook["id"], {"$set": {"dueAt": now()}})
             return None
         generation, first = webhook["generation"], changes[0]["seq"]
-        # Up to the last change read, or (a full batch) to the settled position when the page was the last.
+        # A full batch ends with its last change; a shorter one holds every
+        # change of the webhook's segments up to the settled position.
         last = changes[-1]["seq"] if len(changes) == BATCH else settled
-        stamp = now()
+        payloads, stamp = [change_payload(c) for c in changes], now()
         return await self.db.insert_delivery({
             "workspace_id": workspace_id, "webhook_id": webhook["id"], "id": f"{webhook['id']}-{generation}-{first}",
-            "generation": generation, "fromSeq": first, "toSeq": last,
-            "changes": [change_payload(c) for c in changes], "state": "PENDING", "attempts": [],
-            "attemptCount": 0, "createdAt": stamp, "nextAttemptAt": stamp, "finishedAt": None})
+            "generation": generation, "fromSeq": first, "toSeq": last, "changes": payloads,
+            "changeCount": len(payloads), "firstCursor": payloads[0]["cursor"], "lastCursor": payloads[-1]["cursor"],
+            "state": "PENDING", "attempts": [], "attemptCount": 0, "createdAt": stamp, "nextAttemptAt": stamp,
+            "finishedAt": None})
+
+    async def _resolved(self, url: str):
+        """The URL's checked target (``webhook_targets``). Lookups run in the
+        loop's thread pool, which a resolver that never answers could fill:
+        at most LOOKUPS run at once, each counted until its thread is done,
+        even when the attempt gave up waiting for it."""
+        await self._lookups.acquire()
+        lookup = asyncio.ensure_future(resolved_target(url, self.settings.allow_private))
+        lookup.add_done_callback(self._looked_up)
+        return await asyncio.shield(lookup)
+
+    def _looked_up(self, lookup: asyncio.Future) -> None:
+        self._lookups.release()
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved (an abandoned lookup's refusal is nobody's to tell)
 
     async def _release(self, webhook: dict, changes: dict) -> None:
         await self.db.release_webhook(webhook["workspace_id"], webhook["id"], self.owner, webhook["generation"],
@@ -262,7 +305,8 @@ class WebhookDispatcher:
         def outcome(status_code: int | None, error: str | None) -> Outcome:
             return Outcome(status_code, error, round((time.monotonic() - started) * 1000))
         try:
-            target = await resolved_target(webhook["url"], self.settings.allow_private)
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                target = await self._resolved(webhook["url"])
             headers = {"Content-Type": "application/json", "Host": target.host_header,
                        "Segmentql-Signature": signature(secrets, body, int(time.time())),
                        "Segmentql-Delivery": delivery["id"]}

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 
 from .cursors import change_position, decode_cursor, encode_cursor
 from .database import EPOCH, Database, now
-from .errors import BadArgument, LimitExceeded, NotFound
+from .errors import BadArgument, Conflict, LimitExceeded, NotFound
 from .segments import saved_segment_ids
 from .webhook_targets import checked_url
 
 MAX_WEBHOOKS = 25
+MAX_DELIVERIES_PAGE = 100
 MAX_DESCRIPTION = 500
 # After a rotation the previous secret signs too (a second ``v1=``), this
 # long: receivers switch to the new secret without missing a delivery.
@@ -79,7 +80,9 @@ async def create_webhook(db: Database, allow_private: bool, workspace_id: str, u
         raise too_many
     secret, stamp = new_secret(), now()
     doc.update({"secret": secret, "createdAt": stamp, "updatedAt": stamp, "status": WebhookStatus.ACTIVE.name,
-                "generation": 0, "position": await db.settled_seq(workspace_id), "dueAt": None,
+                # Due at once: a change settled while it was being made (its
+                # write found no idle webhook to mark due) is not left waiting.
+                "generation": 0, "position": await db.settled_seq(workspace_id), "dueAt": stamp,
                 "claimUntil": EPOCH})
     await db.insert_webhook(doc)
     if await db.count_webhooks(workspace_id) > MAX_WEBHOOKS:  # made at once with others: never more than the limit
@@ -118,9 +121,12 @@ async def rotate_secret(db: Database, workspace_id: str, webhook_id: str) -> tup
     """A new signing secret; the previous one still signs for ROTATION_GRACE."""
     current = await get_webhook(db, workspace_id, webhook_id)
     secret, stamp = new_secret(), now()
-    doc = await _updated(db, workspace_id, webhook_id, {"$set": {
+    doc = await db.update_webhook(workspace_id, webhook_id, {"$set": {
         "secret": secret, "previousSecret": current["secret"], "previousSecretUntil": stamp + ROTATION_GRACE,
-        "updatedAt": stamp}})
+        "updatedAt": stamp}}, expected={"secret": current["secret"]})
+    if doc is None:  # rotated (or deleted) meanwhile: the secret read is no longer the one to keep
+        await get_webhook(db, workspace_id, webhook_id)
+        raise Conflict("the webhook's secret was rotated by another request at the same time; rotate it again")
     return doc, secret
 
 
@@ -132,19 +138,23 @@ async def redeliver(db: Database, workspace_id: str, webhook_id: str, from_curso
     position = current["position"]
     if from_cursor is not None:
         position = change_position(from_cursor, "fromCursor") - 1
-        if position >= await db.settled_seq(workspace_id):
+        if not 0 <= position < await db.settled_seq(workspace_id):
             raise BadArgument("`fromCursor` is not a change of this workspace's log")
     return await _resume(db, workspace_id, webhook_id, position, {})
 
 
 async def _resume(db: Database, workspace_id: str, webhook_id: str, position: int, values: dict) -> dict:
-    """Deliver from log ``position`` on, as a new generation: deliveries still
-    pending are cancelled, and a dispatcher busy with one changes nothing more."""
-    await db.close_deliveries(workspace_id, webhook_id, "CANCELED")
-    return await _updated(db, workspace_id, webhook_id, {
+    """Deliver from log ``position`` on, as a new generation: a dispatcher
+    busy with an earlier one changes nothing more of the webhook, and its
+    deliveries still pending are cancelled (after the generation moved, so
+    none made meanwhile is left pending). The claim stays: the new
+    generation is delivered once the dispatcher holding it lets it go."""
+    doc = await _updated(db, workspace_id, webhook_id, {
         "$set": {**values, "status": WebhookStatus.ACTIVE.name, "position": position, "dueAt": now(),
-                 "claimUntil": EPOCH, "updatedAt": now()},
-        "$inc": {"generation": 1}, "$unset": {"claimOwner": ""}})
+                 "updatedAt": now()},
+        "$inc": {"generation": 1}})
+    await db.close_deliveries(workspace_id, webhook_id, doc["generation"], "CANCELED")
+    return doc
 
 
 async def delete_webhook(db: Database, workspace_id: str, webhook_id: str) -> bool:

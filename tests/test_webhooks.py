@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from segmentql.server.cursors import change_position
+from segmentql.server.cursors import change_cursor, change_position
 from segmentql.server.database import now
 
 from .conftest import GraphQLClient, free_port, segmentql, serving, unique
@@ -220,8 +220,9 @@ def test_bad_webhook_settings_are_refused_with_a_code_and_nothing_is_written(ws)
                                  (UPDATE_WEBHOOK, {"id": hook["id"], **wrong})):
             got, message = code_of(ws, query, **arguments)
             assert (got, word in message) == (code, True), (query, wrong, message)
-    code, message = code_of(ws, REDELIVER, id=hook["id"], **{"from": "nonsense"})
-    assert code == "BAD_USER_INPUT" and "fromCursor" in message
+    for cursor in ("nonsense", change_cursor(0), change_cursor(10**6)):  # not a cursor; before or past the log
+        code, message = code_of(ws, REDELIVER, id=hook["id"], **{"from": cursor})
+        assert code == "BAD_USER_INPUT" and "fromCursor" in message
     assert ws.graphql(WEBHOOKS)["webhooks"] == [hook]
 
     for i in range(24):
@@ -303,6 +304,25 @@ def test_a_receiver_failing_its_first_answers_still_gets_every_change_in_the_sam
     assert [a["at"] for a in oldest["attempts"]] == sorted(a["at"] for a in oldest["attempts"])
     assert oldest["finishedAt"] and oldest["nextAttemptAt"] is None
     assert (oldest["firstCursor"], oldest["lastCursor"]) == (expected[0]["cursor"], expected[-1]["cursor"])
+
+
+def test_a_delivery_finished_by_a_service_stopped_before_moving_the_webhook_on_is_not_stuck(ws, receiver):
+    """The state a service leaves when it stops between a delivery's success and
+    moving its webhook on: the next dispatcher moves it on and goes on with
+    the later changes (it used to fail on the finished delivery forever)."""
+    sid = segment(ws, HOT)
+    got = receiver()
+    hook, _ = create_webhook(ws, got.url)
+    scores(ws, a=90)
+    moved_on = hook["deliveredThrough"]
+    wait_for(lambda: len(got.changes()) == 1 and webhook(ws, hook["id"])["deliveredThrough"] != moved_on)
+    db = ws.db.db
+    ws.call(db.webhooks.update_one, {"workspace_id": ws.workspace_id, "id": hook["id"]},
+            {"$set": {"position": change_position(hook["deliveredThrough"]), "dueAt": now()}})
+    scores(ws, b=90)
+    wait_for(lambda: len(got.changes()) == 2)
+    assert same_changes(got.changes(), logged_after(ws, [sid], hook["deliveredThrough"]))
+    assert [d["state"] for d in delivery_nodes(ws, hook["id"])] == ["SUCCEEDED", "SUCCEEDED"]
 
 
 def test_after_a_rotation_deliveries_are_signed_with_the_new_and_the_previous_secret(ws, receiver):
@@ -469,3 +489,5 @@ def test_deliveries_page_newest_first(ws, receiver):
     assert [n["createdAt"] for n in nodes] == sorted((n["createdAt"] for n in nodes), reverse=True)
     code, message = code_of(ws, DELIVERIES, first=2, after="nonsense")
     assert code == "BAD_USER_INPUT" and "after" in message
+    code, message = code_of(ws, DELIVERIES, first=101)
+    assert code == "BAD_USER_INPUT" and "first" in message

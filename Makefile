@@ -13,11 +13,12 @@ $(BIN)/python:
 graphiql/node_modules/.package-lock.json: graphiql/package.json graphiql/package-lock.json
 	npm ci --prefix graphiql --ignore-scripts --no-audit --no-fund --loglevel=error
 
+# The exact releases of constraints.txt, within pyproject.toml's ranges.
 install: $(BIN)/python graphiql/node_modules/.package-lock.json
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 
 install-test: $(BIN)/python graphiql/node_modules/.package-lock.json
-	$(BIN)/pip install --quiet -e '.[test,dev]' -e examples/segmentql-email-domain
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]' -e examples/segmentql-email-domain
 
 demo: install
 	$(BIN)/segmentql demo

@@ -23,6 +23,7 @@ from segmentql.server.contacts import find_contact
 from segmentql.server.errors import BadArgument
 from segmentql.server.live import LiveSegments
 
+from .apikeys import ApiKeyMutations, ApiKeyQueries
 from .arguments import AsOf, Id, described
 from .context import compiled_rule, request_context, workspace_facts
 from .errors import ErrorCodes
@@ -57,7 +58,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
     RuleInput = build_rule_input(registry)
 
     @strawberry.type(description="Read segments, contacts and the rule language.")
-    class Query(WebhookQueries):
+    class Query(WebhookQueries, ApiKeyQueries):
         @strawberry.field(description="Evaluate a rule without saving it: its count and members.")
         async def segment_preview(self, info: Info,
                                   rule: Annotated[RuleInput, described("The rule to evaluate.")],  # type: ignore[valid-type]
@@ -136,8 +137,8 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                 description=entry.condition.description)
                 for field, entry in request_context(info).registry.conditions.items()]
 
-    @strawberry.type(description="Change data, saved segments and webhooks.")
-    class Mutation(WebhookMutations):
+    @strawberry.type(description="Change data, saved segments, webhooks and API keys.")
+    class Mutation(WebhookMutations, ApiKeyMutations):
         @strawberry.mutation(description="Declare a custom field before importing values for it.")
         async def define_custom_field(self, info: Info,
                                       key: Annotated[str, described("Field key, matching ^[a-z][a-z0-9_]{0,63}$.")],

@@ -1,6 +1,7 @@
 """What every resolver can reach: the database, the condition registry, the
-settings, the authenticated workspace, (through :func:`workspace_facts`)
-the facts compiling a rule needs, and rules compiled for this request."""
+settings, the authenticated workspace and the scope of its key, (through
+:func:`workspace_facts`) the facts compiling a rule needs, and rules compiled
+for this request."""
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from graphql import OperationType
 from strawberry.types import Info
 
 from segmentql.plugins.registry import ConditionRegistry
+from segmentql.server.apikeys import Scope
 from segmentql.server.changefeed import ChangeFeed
 from segmentql.server.compiler import CompiledRule, compile_rule_for
 from segmentql.server.database import Database, Workspace
@@ -25,6 +27,7 @@ class RequestContext:
     registry: ConditionRegistry
     settings: Settings
     facts_with_key: Workspace  # as the API key's read found it; use workspace_facts()
+    scope: Scope  # what the request's key may do (schema/scopes.py checks it before anything runs)
     # Saved segments' rules compiled in this request, by (segment id, updatedAt, asOf): compiled_segment().
     segments_compiled: dict[tuple[str, dt.datetime, dt.datetime | None], CompiledRule] = field(default_factory=dict)
 

@@ -1,7 +1,9 @@
 """One error convention for the whole API: every error carries
 ``extensions.code``.
 
-    UNAUTHENTICATED         (HTTP 401, before GraphQL runs) missing or wrong API key
+    UNAUTHENTICATED         (HTTP 401, before GraphQL runs) missing, wrong, revoked or expired API key
+    FORBIDDEN               the API key's scope does not allow a field of the operation (names the scope
+                            needed); nothing ran
     GRAPHQL_VALIDATION_FAILED  the document does not fit the schema or its limits (depth, aliases, size)
     QUERY_TOO_COSTLY        the request would cost more than the budget (schema/cost.py); nothing ran
     BAD_USER_INPUT          an argument out of range or malformed (message names it)
@@ -12,7 +14,16 @@
     CONDITION_FAILED        a condition plugin failed on this rule; the service is unaffected
     TIMEOUT                 the database did not answer within the time limit, or the request passed its deadline
     DATABASE_UNAVAILABLE    the database cannot be reached right now; retry
+    RATE_LIMITED            (HTTP 429, before GraphQL runs) the API key sent more requests than its rate
+                            allows; retry after the Retry-After header's seconds
     INTERNAL_ERROR          anything unexpected; details are logged, never sent
+
+Before GraphQL runs, the HTTP gate refuses a request that is not one it can run (``server/transport.py``):
+    BAD_REQUEST             (HTTP 400) not one JSON object, no ``query``, a batch, a malformed persisted query
+    METHOD_NOT_ALLOWED      (HTTP 405) a method other than GET and POST; a mutation sent by GET
+    PAYLOAD_TOO_LARGE       (HTTP 413) a body over SEGMENTQL_MAX_BODY_BYTES
+    UNSUPPORTED_MEDIA_TYPE  (HTTP 415) a POST that is not application/json
+    PERSISTED_QUERY_NOT_FOUND  (HTTP 200, as Apollo's clients expect) a persisted query's hash not held
 
 Errors the service raises on purpose are ``SegmentqlError``s
 (``segmentql.server.errors``): each carries its code, read here. The driver's
@@ -48,7 +59,25 @@ GRAPHQL_CORE_MESSAGES = {
 
 
 def code_for(error: GraphQLError) -> tuple[dict, str]:
-    """The extensions (``code`` and whatever else the client is told) and the message of ``error``."""
+    """The extensions (``code`` and whatever else the client is told) and the
+    message of ``error``, logged: an unexpected error with its traceback (the
+    only one: the service turns strawberry's own error log off), any other at
+    INFO with its code and where it happened, never its message, which may
+    echo the request's values."""
+    extensions, message = classify(error)
+    code = extensions["code"]
+    if code == "INTERNAL_ERROR":
+        log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+    else:
+        # A rule's node (InvalidRule, ConditionFailed), as "all[1].opens": its place, never its values.
+        node = getattr(error.original_error, "path", None) if isinstance(error.original_error, SegmentqlError) else None
+        log.info("%s at %s%s", code, error.path or "the document", f", rule node {node}" if node else "",
+                 extra={"code": code, "path": error.path, "node": node})
+    return extensions, message
+
+
+def classify(error: GraphQLError) -> tuple[dict, str]:
+    """:func:`code_for` without logging (for metrics: the same error is logged once)."""
     original = error.original_error
     if original is None:
         if error.message in GRAPHQL_CORE_MESSAGES:
@@ -62,7 +91,6 @@ def code_for(error: GraphQLError) -> tuple[dict, str]:
             return {"code": code}, message
     if isinstance(original, GraphQLError):
         return {"code": (original.extensions or {}).get("code") or "BAD_USER_INPUT"}, original.message
-    log.error("unexpected error at %s", error.path, exc_info=original)
     return {"code": "INTERNAL_ERROR"}, INTERNAL_ERROR
 
 

@@ -20,8 +20,13 @@ import datetime as dt
 import gc
 import logging
 import time
+from functools import partial
+from urllib.parse import urlencode
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -29,13 +34,16 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET
 
 from segmentql.plugins.registry import ConditionRegistry, load_registry
 from segmentql.schema import build_schema
 from segmentql.schema.context import RequestContext
 from segmentql.schema.cost import CostModel, QueryCost
 from segmentql.schema.limits import BoundedValidation, DocumentCheck, DocumentLimits
+from segmentql.schema.scopes import ScopeCheck
 from segmentql.server import deadline, ingest, transport
+from segmentql.server.apikeys import Access
 from segmentql.server.changefeed import ChangeFeed
 from segmentql.server.database import Database
 from segmentql.server.delivery import DeliverySettings, WebhookDispatcher
@@ -46,6 +54,9 @@ from segmentql.server.settings import Settings
 from .auth import authenticate, refusal
 from .export_routes import EXPORT_ROUTES
 from .graphiql import ASSETS_URL, asset, graphiql_page
+from .observability import RequestIds, RequestMetrics, configure_logging, metrics_page
+from .persisted import PersistedQueries
+from .ratelimit import RateLimiter
 from .subscriptions import KeyedTransportWS, OperationsByTransport, workspace_at_init
 
 log = logging.getLogger("segmentql")
@@ -53,15 +64,25 @@ log = logging.getLogger("segmentql")
 # Parsed and validated documents kept, by query text: front ends send the same
 # few documents again and again (their variables differ).
 DOCUMENT_CACHE_SIZE = 128
+# What browsers on the origins of SEGMENTQL_CORS_ORIGINS may send, and read of the answers.
+CORS_METHODS = ("GET", "POST", "OPTIONS")
+CORS_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
+CORS_EXPOSED = ("X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy")
+# GraphQL over HTTP: queries by GET or POST, mutations by POST.
+ALLOWED_METHODS = "GET, POST"
 
 
 class Refused(Exception):
     """A request refused while GraphQL reads it; :class:`Gate` answers with the
     refusal (unless a response was begun)."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.response = refusal(status, code, message)
+        self.response = refusal(status, code, message, headers)
+
+    @classmethod
+    def of(cls, bad: BadRequest) -> "Refused":
+        return cls(bad.status, bad.code, str(bad), bad.headers)
 
 
 def _limited_receive(receive, limit: int):
@@ -144,16 +165,29 @@ class SegmentqlGraphQL(GraphQL):
     async def get_context(self, request, response):
         context = {"request": request, "response": response}
         if not isinstance(request, WebSocket):  # a socket's workspace is known at connection_init
-            context["segmentql"] = self._request_context(request.scope["segmentql.workspace"])
+            context["segmentql"] = self._request_context(request.scope["segmentql.access"])
         return context
 
     async def on_ws_connect(self, context):
         context["segmentql"] = self._request_context(await workspace_at_init(self.state.db, context))
         return await super().on_ws_connect(context)
 
-    def _request_context(self, workspace) -> RequestContext:
+    async def run(self, request, context=UNSET, root_value=UNSET):
+        """Strawberry's run, with its own refusals (``HTTPException``) answered
+        as JSON errors with a code, where its ASGI app answers ``text/plain``.
+        The gate refuses first whatever strawberry would (``transport``), so
+        none is expected; should strawberry refuse something new, it is still JSON."""
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as refused:
+            code = {405: "METHOD_NOT_ALLOWED", 404: "NOT_FOUND"}.get(refused.status_code, "BAD_REQUEST")
+            headers = {"Allow": ALLOWED_METHODS} if refused.status_code == 405 else None
+            return refusal(refused.status_code, code, refused.reason, headers)
+
+    def _request_context(self, access: Access) -> RequestContext:
         return RequestContext(db=self.state.db, live=self.state.live, feed=self.state.feed,
-                              registry=self.state.registry, settings=self.state.settings, facts_with_key=workspace)
+                              registry=self.state.registry, settings=self.state.settings,
+                              facts_with_key=access.workspace, scope=access.scope)
 
 
 class Gate:
@@ -174,6 +208,8 @@ class Gate:
         refusal = self._transportrefusal(request)
         if refusal is None:
             refusal = await self._authenticate(request, scope)
+        if refusal is None:
+            refusal, send = self.state.limiter.gate(scope, send)
         if refusal is not None:
             return await refusal(scope, receive, send)
         started = False
@@ -200,9 +236,13 @@ class Gate:
                             "database commands", workspace, time.monotonic() - budget.started, budget.commands)
 
     def _transportrefusal(self, request: Request) -> Response | None:
-        """The refusal of a request whose headers or (GET) query string strawberry
-        cannot run (``transport``); a POST's body is checked as it is read
-        (:meth:`_checked_receive`)."""
+        """The refusal of a request whose method or headers strawberry cannot
+        serve. What it carries (a GET's query string, a POST's body) is checked
+        once its key is known (:meth:`_checked_receive`): a persisted query is
+        found by its workspace."""
+        if request.method not in ("GET", "POST"):
+            return refusal(405, "METHOD_NOT_ALLOWED", "send GraphQL requests with GET (queries only) or POST",
+                           {"Allow": ALLOWED_METHODS})
         if request.method == "POST":
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
@@ -211,23 +251,29 @@ class Gate:
             if length and length.isdigit() and int(length) > self.state.settings.max_body_bytes:
                 return refusal(413, "PAYLOAD_TOO_LARGE",
                                 f"the request body exceeds {self.state.settings.max_body_bytes} bytes")
-            return None
-        try:
-            transport.check_query_params(request.query_params, self._parse())
-        except BadRequest as bad:
-            return refusal(bad.status, bad.code, str(bad), bad.headers)
         return None
 
     def _checked_receive(self, scope, receive):
-        """``receive`` for GraphQL: a body past the size limit is refused (413);
-        a POST's body is read whole and given in one message once its envelope
-        is checked (``transport``), or refused (400), before strawberry reads it."""
+        """``receive`` for GraphQL, once the request's envelope (``transport``)
+        is checked and a persisted query's document put in as its ``query``
+        (``persisted``), or the request refused (:class:`Refused`). A GET's
+        query string is checked at once (and rewritten for a persisted query);
+        a POST's body is read whole, checked, and given in one message before
+        strawberry reads it. A body past the size limit is refused (413)."""
         limited = _limited_receive(receive, self.state.settings.max_body_bytes)
+        document = partial(self.state.persisted.query, scope["segmentql.workspace"].id)
         if scope["method"] != "POST":
+            params = Request(scope).query_params
+            try:
+                checked = transport.check_query_params(params, self._parse(), document)
+            except BadRequest as bad:
+                raise Refused.of(bad) from None
+            if checked.get("query") != params.get("query"):
+                scope["query_string"] = urlencode(checked).encode()
             return limited
         body_given = False
 
-        async def checked():
+        async def checked_body():
             nonlocal body_given
             if body_given:
                 return await limited()  # after the body, only the disconnect
@@ -239,14 +285,13 @@ class Gate:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     break
-            body = b"".join(chunks)
             try:
-                transport.check_body(body, self._parse())
+                body = transport.check_body(b"".join(chunks), self._parse(), document)
             except BadRequest as bad:
-                raise Refused(bad.status, bad.code, str(bad)) from None
+                raise Refused.of(bad) from None
             body_given = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return checked
+        return checked_body
 
     def _parse(self) -> transport.Parse:
         return transport.cached_parser(DOCUMENT_CACHE_SIZE, self.state.settings.max_tokens)
@@ -255,7 +300,7 @@ class Gate:
         found = await authenticate(self.state.db, request)
         if isinstance(found, Response):
             return found
-        scope["segmentql.workspace"] = found
+        scope["segmentql.workspace"], scope["segmentql.access"] = found.workspace, found
         return None
 
     @staticmethod
@@ -281,12 +326,15 @@ class AppState:
         self.live: LiveSegments | None = None
         self.feed: ChangeFeed | None = None
         self.lanes = deadline.Lanes(settings.workspace_lanes)
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.persisted = PersistedQueries()
 
 
 def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry | None = None) -> Starlette:
     """The ASGI app. ``registry`` defaults to the built-ins plus installed
     plugins as the settings allow; a plugin problem raises PluginError here,
     before anything is served."""
+    configure_logging(settings.log_format)
     if registry is None:
         registry = load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
     state = AppState(settings, registry)
@@ -300,8 +348,10 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: BoundedValidation(check),
+        ScopeCheck,
         lambda: QueryCost(costs),
-        OperationsByTransport])
+        OperationsByTransport,
+        RequestMetrics])
     graphql = Gate(SegmentqlGraphQL(schema, state, graphql_ide=None), state)
 
     async def health(_request: Request) -> Response:
@@ -339,8 +389,13 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
             await asyncio.gather(*background, return_exceptions=True)
             await state.db.close()
 
-    app = Starlette(routes=[Route("/healthz", health), Route("/graphql", graphql, methods=["GET", "POST"]),
+    app = Starlette(routes=[Route("/healthz", health), Route("/graphql", graphql),
                             WebSocketRoute("/graphql", graphql),
-                            Route(ASSETS_URL + "/{name}", asset), *EXPORT_ROUTES], lifespan=lifespan)
+                            Route(ASSETS_URL + "/{name}", asset), *EXPORT_ROUTES,
+                            *([Route("/metrics", metrics_page)] if settings.metrics else [])],
+                    middleware=[Middleware(RequestIds), Middleware(
+                        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS,
+                        allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSED)],
+                    lifespan=lifespan)
     app.state.segmentql = state
     return app

@@ -1,6 +1,7 @@
 """Who is asking: the bearer key of an HTTP request, resolved to its
-workspace, and the JSON refusals every HTTP route answers with (shaped like
-GraphQL's errors: ``{"errors": [{"message", "extensions": {"code"}}]}``).
+workspace and scope (``server/apikeys.py``), and the JSON refusals every HTTP
+route answers with (shaped like GraphQL's errors:
+``{"errors": [{"message", "extensions": {"code"}}]}``).
 GraphQL (``app.Gate``) and the member exports (``export_routes``) both
 authenticate here, so a key means the same on every route."""
 
@@ -10,7 +11,8 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from segmentql.server.database import Database, Workspace
+from segmentql.server.apikeys import Access, access_for
+from segmentql.server.database import Database
 
 log = logging.getLogger("segmentql")
 
@@ -32,11 +34,12 @@ def bearer(headers) -> str | None:
     return token.strip()
 
 
-async def authenticate(db: Database, request: Request) -> Workspace | Response:
-    """The workspace of the request's bearer key, or the response refusing
-    the request (401; 503 while the database cannot tell)."""
+async def authenticate(db: Database, request: Request) -> Access | Response:
+    """The access of the request's bearer key (any scope), or the response
+    refusing the request (401: missing, unknown, revoked or expired; 503
+    while the database cannot tell)."""
     found = await authenticate_key(db, request.headers.get("authorization"))
-    if isinstance(found, Workspace):
+    if isinstance(found, Access):
         return found
     if found == UNAVAILABLE:
         return refusal(503, "DATABASE_UNAVAILABLE", found)
@@ -46,18 +49,18 @@ async def authenticate(db: Database, request: Request) -> Workspace | Response:
 UNAVAILABLE = "the database is unavailable right now; try again shortly"
 
 
-async def authenticate_key(db: Database, authorization: object) -> Workspace | str:
-    """The workspace of an ``Authorization`` value (``Bearer KEY``), or why
+async def authenticate_key(db: Database, authorization: object) -> Access | str:
+    """The access of an ``Authorization`` value (``Bearer KEY``), or why
     there is none (UNAVAILABLE while the database cannot tell). HTTP requests
     send it as a header, subscriptions in ``connection_init``'s payload."""
     key = bearer({"authorization": authorization}) if isinstance(authorization, str) else None
     if key is None:
         return "send your API key as 'Authorization: Bearer KEY'"
     try:
-        workspace = await db.workspace_for_key(key)
+        access = await access_for(db, key)
     except PyMongoError:
         log.warning("database unavailable while checking an API key")
         return UNAVAILABLE
-    if workspace is None:
+    if access is None:
         return "the API key is not valid"
-    return workspace
+    return access

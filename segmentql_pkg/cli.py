@@ -11,21 +11,24 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from pymongo.errors import PyMongoError
 
 from segmentql.plugins.registry import PluginError, load_registry
-from segmentql.server import export, fieldtypes, ingest, snapshots
-from segmentql.server.database import Database
+from segmentql.server import apikeys, export, fieldtypes, ingest, snapshots
+from segmentql.server.database import Database, now
 from segmentql.server.embedded import EmbeddedServer, EmbeddedServerError
 from segmentql.server.errors import Conflict, SegmentqlError
 from segmentql.server.importer import ImportRefused, ImportReport, Progress, import_directory
+from segmentql.server.instants import as_text
 from segmentql.server.live import Cause, LiveSegments
 from segmentql.server.settings import Settings, SettingsError
 
@@ -97,13 +100,46 @@ def cmd_workspace_create(args, settings: Settings) -> None:
 
 
 def cmd_workspace_key(args, settings: Settings) -> None:
-    async def work(db: Database) -> str:
-        key = await db.add_workspace_key(args.name)
-        if key is None:
-            raise CommandError(f"no workspace named {args.name!r}")
-        return key
+    expires_at = _instant(args.expires, "--expires") if args.expires else None
 
-    print(run_with_db(settings, work))
+    async def work(db: Database) -> tuple[dict, str]:
+        try:
+            return await apikeys.create_key(db, await _workspace_id(db, args.name), args.label,
+                                            apikeys.Scope[args.scope], expires_at)
+        except SegmentqlError as exc:
+            raise CommandError(str(exc)) from None
+
+    doc, secret = run_with_db(settings, work)
+    print(f"issued key {doc['id']} ({doc['scope']}, {doc['name']!r}, expires "
+          f"{as_text(expires_at) if expires_at else 'never'}) for workspace {args.name!r}; its secret (shown once, "
+          f"store it safely):", file=sys.stderr)
+    print(secret)
+
+
+KEY_COLUMNS = ("id", "name", "prefix", "scope", "created", "last used", "expires")
+
+
+def cmd_workspace_keys(args, settings: Settings) -> None:
+    async def work(db: Database) -> list[dict]:
+        return await apikeys.list_keys(db, await _workspace_id(db, args.name))
+
+    def shown(value) -> str:
+        return "-" if value is None else as_text(value) if isinstance(value, dt.datetime) else str(value)
+
+    print("\t".join(KEY_COLUMNS))
+    for key in run_with_db(settings, work):
+        print("\t".join(shown(key[field]) for field in ("id", "name", "prefix", "scope", "createdAt", "lastUsedAt",
+                                                        "expiresAt")))
+
+
+def cmd_workspace_revoke(args, settings: Settings) -> None:
+    async def work(db: Database) -> bool:
+        return await apikeys.revoke_key(db, await _workspace_id(db, args.name), args.key_id)
+
+    if not run_with_db(settings, work):
+        raise CommandError(f"workspace {args.name!r} has no key {args.key_id!r} that is not revoked already; "
+                           f"list its keys with: segmentql workspace keys {args.name}")
+    print(f"revoked key {args.key_id} of workspace {args.name!r}: it is refused from now on", file=sys.stderr)
 
 
 def _print_import_report(report, stream=sys.stderr) -> None:
@@ -143,11 +179,11 @@ def cmd_rebuild(args, settings: Settings) -> None:
     print(f"rebuilt the rollups of {run_with_db(settings, work)} contacts from their raw events", file=sys.stderr)
 
 
-def _instant(text: str) -> dt.datetime:
+def _instant(text: str, option: str = "--as-of") -> dt.datetime:
     try:
         return fieldtypes.parse_datetime(text)
     except ValueError as exc:
-        raise CommandError(f"--as-of: {exc}") from None
+        raise CommandError(f"{option}: {exc}") from None
 
 
 def cmd_refresh_segments(args, settings: Settings) -> None:
@@ -255,25 +291,47 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
-def serve(settings: Settings, host: str, port: int, banner: str | None = None) -> None:
+# What `serve --workers N` has uvicorn import in each worker (server/app.py).
+ASGI_FACTORY = "segmentql.server.app:create_app"
+
+
+def serve(settings: Settings, host: str, port: int, banner: str | None = None, workers: int = 1) -> None:
+    """Serve the app made here, or with ``workers`` above 1 (MONGODB_URI only,
+    see :func:`cmd_serve`) have uvicorn start that many worker processes, each
+    making its app with the ASGI factory, from the same environment."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from .app import create_app
+    from .observability import configure_logging
 
+    configure_logging(settings.log_format)  # uvicorn's lines too: it is given no logging config of its own
     registry = _registry(settings)  # a plugin problem stops us before the database starts
     with database_uri(settings) as uri:
-        app = create_app(settings, uri, registry)
+        app = create_app(settings, uri, registry) if workers == 1 else ASGI_FACTORY
         if banner:
             print(banner, flush=True)
         print(f"segmentql: GraphQL and GraphiQL at http://{host}:{port}/graphql", file=sys.stderr, flush=True)
         # A WebSocket message (a subscription's document) is bounded like a request body.
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on",
-                                      ws="websockets-sansio", ws_max_size=settings.max_body_bytes)).run()
+        config = uvicorn.Config(app, factory=workers > 1, workers=workers, host=host, port=port, log_level="info",
+                                lifespan="on", log_config=None, ws="websockets-sansio",
+                                ws_max_size=settings.max_body_bytes)
+        # Not uvicorn.run, which swallows Ctrl-C's KeyboardInterrupt (serve then exits 130, see main).
+        if workers == 1:
+            uvicorn.Server(config).run()
+        else:  # uvicorn.run's own way with workers: each worker process imports the factory
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 def cmd_serve(args, settings: Settings) -> None:
+    # The embedded database is a child of this one process, started and stopped
+    # with it: workers would all wait on that one server, and `serve` is then a
+    # development and demo set-up; several workers are for a real MongoDB.
+    if args.workers > 1 and not settings.mongodb_uri:
+        raise CommandError("--workers above 1 needs MONGODB_URI (a real MongoDB); the embedded database is "
+                           "served by one process")
     _exit_on_sigterm()
-    serve(settings, args.host, args.port)
+    serve(settings, args.host, args.port, workers=args.workers)
 
 
 def cmd_demo(args, settings: Settings) -> None:
@@ -284,13 +342,13 @@ def cmd_demo(args, settings: Settings) -> None:
         subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(dataset), "--contacts",
                         str(args.contacts), "--seed", "7"], check=True, stdout=sys.stderr)
 
-    async def work(db: Database) -> str | None:
+    async def work(db: Database) -> str:
         workspace = await db.workspace_by_name(DEMO_WORKSPACE)
-        key: str | None
         if workspace is None:
             workspace, key = await db.create_workspace(DEMO_WORKSPACE)
+            _keep_demo_key(settings.data_dir / DEMO_KEY_FILE, key)
         else:
-            key = await db.add_workspace_key(DEMO_WORKSPACE)
+            key = await demo_key(db, workspace["_id"], settings.data_dir / DEMO_KEY_FILE)
         if workspace.get("demoDataset") != dataset.name:
             report = await import_directory(live_segments(db, settings), workspace["_id"], dataset,
                                             settings.ingest_batch_size, Progress())
@@ -303,13 +361,48 @@ def cmd_demo(args, settings: Settings) -> None:
         f"demo workspace {DEMO_WORKSPACE!r} is ready (data as of 2026-11-28T12:00:00Z). API key:\n{key}"))
 
 
+# The demo's key, kept (readable by its owner only) in the data dir so each run
+# prints the same key instead of making one more: the database holds only its hash.
+DEMO_KEY_FILE = "demo-key"
+
+
+async def demo_key(db: Database, workspace_id: str, path: Path) -> str:
+    """The demo workspace's key: the one kept in ``path`` while it is valid
+    for that workspace, else a new ADMIN key, kept there for the next run."""
+    with contextlib.suppress(FileNotFoundError):
+        kept = path.read_text().strip()
+        found = await db.api_key_for(kept, now()) if kept else None
+        if found is not None and found[1].id == workspace_id:
+            return kept
+    _doc, key = await apikeys.create_key(db, workspace_id, "demo", apikeys.Scope.ADMIN, None)
+    _keep_demo_key(path, key)
+    return key
+
+
+def _keep_demo_key(path: Path, key: str) -> None:
+    """Write ``key`` to ``path`` (mode 0600), whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.unlink(missing_ok=True)
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(key + "\n")
+    partial.replace(path)
+
+
 # -- parsing ----------------------------------------------------------------------
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 1 or more, got {text!r}")
+    return int(text)
+
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=None,
                         help="embedded database directory when MONGODB_URI is not set (default ./segmentql-data)")
     top = argparse.ArgumentParser(prog="segmentql", description="GraphQL segment engine for email marketing.")
+    top.add_argument("--version", action="version", version=f"segmentql {metadata.version('segmentql')}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, func, help_text, **kw):
@@ -322,6 +415,8 @@ def parser() -> argparse.ArgumentParser:
         p = add(name, func, text)
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
+        if name == "serve":
+            p.add_argument("--workers", type=_workers, default=1, help="worker processes (above 1: MONGODB_URI only)")
         if name == "demo":
             p.add_argument("--contacts", type=int, default=2000, help="size of the generated data set")
 
@@ -330,9 +425,22 @@ def parser() -> argparse.ArgumentParser:
     create = ws.add_parser("create", help="create a workspace and print its API key", parents=[common])
     create.add_argument("name")
     create.set_defaults(func=cmd_workspace_create)
-    key = ws.add_parser("key", help="issue another API key for a workspace", parents=[common])
-    key.add_argument("name")
+    key = ws.add_parser("key", help="issue another API key for a workspace and print its secret", parents=[common])
+    key.add_argument("name", help="the workspace")
+    key.add_argument("--scope", choices=[s.name for s in apikeys.Scope], default="ADMIN",
+                     help="READ: queries and subscriptions; WRITE: also data and segment mutations; ADMIN (default): "
+                     "also keys and webhooks")
+    key.add_argument("--expires", help="when it stops working (ISO 8601 instant, in the future; default: never)")
+    key.add_argument("--name", dest="label", default="cli", help="what the key is for (default: cli)")
     key.set_defaults(func=cmd_workspace_key)
+    keys = ws.add_parser("keys", help="list a workspace's keys that are not revoked (tab-separated: "
+                         + ", ".join(KEY_COLUMNS) + ")", parents=[common])
+    keys.add_argument("name", help="the workspace")
+    keys.set_defaults(func=cmd_workspace_keys)
+    revoke = ws.add_parser("revoke", help="revoke a key: it is refused from now on", parents=[common])
+    revoke.add_argument("name", help="the workspace")
+    revoke.add_argument("key_id", help="the key's id (see `segmentql workspace keys`)")
+    revoke.set_defaults(func=cmd_workspace_revoke)
 
     imp = add("import", cmd_import, "import a data set directory (datagen format); safe to run again")
     imp.add_argument("--workspace", required=True)

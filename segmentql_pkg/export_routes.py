@@ -53,9 +53,13 @@ async def _export(request: Request, kind: str) -> Response:
     if fmt is None:
         return refusal(404, "NOT_FOUND", f"no export format {suffix!r}; use {' or '.join(export.FORMATS)}")
     state = request.app.state.segmentql
-    workspace = await authenticate(state.db, request)
-    if isinstance(workspace, Response):
-        return workspace
+    access = await authenticate(state.db, request)  # any scope may read: READ is the lowest
+    if isinstance(access, Response):
+        return access
+    workspace = access.workspace
+    limited = state.limiter.admit(request.headers)  # the key's rate (segmentql_pkg/ratelimit.py)
+    if isinstance(limited, Response):
+        return limited
     given = request.query_params.getlist("fields")
     try:
         fields = export.parse_fields(",".join(given) if given else None, workspace)
@@ -76,7 +80,7 @@ async def _export(request: Request, kind: str) -> Response:
             yield piece
 
     return StreamingResponse(text(), media_type=fmt.media_type, headers={
-        "Content-Disposition": f'attachment; filename="{members.name}.{suffix}"'})
+        **limited, "Content-Disposition": f'attachment; filename="{members.name}.{suffix}"'})
 
 
 def _driverrefusal(error: PyMongoError) -> Response:

@@ -1,10 +1,10 @@
 """The GraphiQL explorer, served entirely by segmentql.
 
-GraphiQL, React and the explorer plugin come from the npm registry at setup
+GraphiQL, React and the explorer plugin come from the npm registry at build
 time (``graphiql/package.json`` with exact versions, ``package-lock.json``
-with integrity hashes; ``make install`` and the Dockerfile run ``npm ci``), and
-are served from ``/graphiql/assets/``. Nothing is loaded from a CDN, so the
-page works on a machine without internet access.
+with integrity hashes, fetched by ``npm ci``), and are served from
+``/graphiql/assets/``. Nothing is loaded from a CDN, so the page works on a
+machine without internet access. Where the files are: see :func:`node_modules`.
 
 The page opens on the product's reference segments as ready-to-run named
 operations, with a headers editor holding an ``Authorization`` template.
@@ -55,6 +55,16 @@ SEED_AS_OF = "2026-11-28T12:00:00Z"
 
 
 def node_modules() -> Path:
+    """The folder holding GraphiQL's files at their ``node_modules`` paths (``ASSETS``).
+
+    First the copy built into the installed package (setup.py puts it in a
+    wheel), as that is the version the page was built and tested with; then
+    ``SEGMENTQL_GRAPHIQL_ASSETS``; then the checkout's ``graphiql/node_modules``,
+    which an editable install serves (``make install`` runs ``npm ci`` there).
+    """
+    packaged = Path(__file__).resolve().parent / "static" / "graphiql"
+    if packaged.is_dir():
+        return packaged
     configured = os.environ.get("SEGMENTQL_GRAPHIQL_ASSETS")
     if configured:
         return Path(configured)

@@ -12,7 +12,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types.graphql import OperationType
 
-from segmentql.server.database import Database, Workspace
+from segmentql.server.apikeys import Access
+from segmentql.server.database import Database
 
 from .auth import UNAVAILABLE, authenticate_key
 
@@ -55,8 +56,9 @@ class OperationsByTransport(SchemaExtension):
         yield
 
 
-async def workspace_at_init(db: Database, context: dict) -> Workspace:
-    """The workspace of the key ``connection_init`` brought (:class:`KeyRefused` without one)."""
+async def workspace_at_init(db: Database, context: dict) -> Access:
+    """The access (workspace and scope) of the key ``connection_init`` brought
+    (:class:`KeyRefused` without one). Every scope may subscribe."""
     found = await authenticate_key(db, context["connection_params"].get("Authorization"))
     if isinstance(found, str):
         raise KeyRefused(1011 if found == UNAVAILABLE else 4401, found)

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,7 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from segmentql.plugins.contact import UTC
 
-from . import deadline, paths
+from . import deadline, metrics, paths
 from .errors import Conflict, LimitExceeded, NotFound
 from .rollups import ROLLUP_LAYOUT
 
@@ -40,7 +41,10 @@ DELIVERIES_KEPT_SECONDS = 30 * 86_400
 # (collection, keys, options). The compiler relies on the contacts indexes:
 # docs/performance.md lists which condition uses which.
 INDEXES: dict[str, list[IndexModel]] = {
-    "workspaces": [IndexModel([("name", ASCENDING)], unique=True), IndexModel([("keys", ASCENDING)])],
+    "workspaces": [IndexModel([("name", ASCENDING)], unique=True)],
+    # API keys (server/apikeys.py): a request's key is found by its hash.
+    "api_keys": [IndexModel([("hash", ASCENDING)], unique=True),
+                 IndexModel([("workspace_id", ASCENDING), ("createdAt", ASCENDING)])],
     "contacts": [
         IndexModel([("workspace_id", ASCENDING), ("id", ASCENDING)]),
         IndexModel([("workspace_id", ASCENDING), ("leadScore", ASCENDING)]),
@@ -173,6 +177,14 @@ def new_key() -> str:
     return "sq_" + secrets.token_urlsafe(32)
 
 
+# A key's first characters, kept in clear to tell keys apart in lists ("sq_" and 5 random characters:
+# too few to guess the rest from).
+KEY_PREFIX_LENGTH = 8
+
+
+# The namespace of the ids given to keys of earlier versions (uuid5 of their hash).
+LEGACY_KEYS = uuid.UUID("5e6d0f3a-7c1b-4b8e-9a43-2f0c1d9e8b71")
+
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -263,6 +275,7 @@ class Database:
             await self.db[collection].create_indexes(models)
         await self._ensure_shard_key_indexes()
         await self._drop_shared_custom_indexes()
+        await self._move_legacy_keys()
         async for doc in self.db.workspaces.find({}, {"fields": 1}):
             for key, spec in sorted((doc.get("fields") or {}).items()):
                 if spec.get("indexed"):
@@ -323,19 +336,15 @@ class Database:
     # -- workspaces -------------------------------------------------------
 
     async def create_workspace(self, name: str) -> tuple[dict, str]:
-        key = new_key()
-        doc = {"_id": str(ObjectId()), "name": name, "keys": [hash_key(key)], "createdAt": now(),
-               "rollupLayout": ROLLUP_LAYOUT, "settledSeq": 0}
+        """A new workspace and the secret of its first key (ADMIN, named "default")."""
+        workspace_id = str(ObjectId())
+        doc = {"_id": workspace_id, "name": name, "createdAt": now(), "rollupLayout": ROLLUP_LAYOUT, "settledSeq": 0}
         try:
             await self.db.workspaces.insert_one(doc)
         except DuplicateKeyError:
             raise Conflict(f"workspace {name!r} already exists") from None
-        return doc, key
-
-    async def add_workspace_key(self, name: str) -> str | None:
-        key = new_key()
-        result = await self.db.workspaces.update_one({"name": name}, {"$push": {"keys": hash_key(key)}})
-        return key if result.matched_count else None
+        _key, secret = await self.insert_api_key(workspace_id, "default", "ADMIN", None)
+        return doc, secret
 
     async def workspace_by_name(self, name: str) -> dict | None:
         return await self.db.workspaces.find_one({"name": name})
@@ -358,14 +367,91 @@ class Database:
         await self.db.workspaces.update_one({"_id": workspace_id}, {"$max": {"newestEventDay": day}})
 
     async def workspace_for_key(self, key: str) -> Workspace | None:
-        doc = await self.db.workspaces.find_one({"keys": hash_key(key)}, {"keys": 0})
-        return None if doc is None else Workspace.from_document(doc)
+        """The workspace of a valid key (:meth:`api_key_for` tells the key too)."""
+        found = await self.api_key_for(key, now())
+        return None if found is None else found[1]
 
     async def workspace(self, workspace_id: str) -> Workspace:
         doc = await self.db.workspaces.find_one({"_id": workspace_id}, {"keys": 0})
         if doc is None:
             raise NotFound(f"no workspace with id {workspace_id!r}")
         return Workspace.from_document(doc)
+
+    # -- API keys ---------------------------------------------------------
+    # One document per key (server/apikeys.py): ``_id`` "<workspace>:<id>",
+    # the SHA-256 ``hash`` of its secret (the secret itself is never stored),
+    # ``prefix`` (its first characters, to recognise it; null for keys moved
+    # from earlier versions), ``scope`` READ | WRITE | ADMIN, ``createdAt``,
+    # ``lastUsedAt``, ``expiresAt`` and ``revokedAt`` (null: never / not).
+    # A revoked key's document is kept, so a list of revocations survives.
+
+    @staticmethod
+    def _api_key_id(workspace_id: str, key_id: str) -> str:
+        return f"{workspace_id}:{key_id}"
+
+    async def insert_api_key(self, workspace_id: str, name: str, scope: str, expires_at: dt.datetime | None
+                             ) -> tuple[dict, str]:
+        """Store a new key; returns its document and its secret (shown once, stored only hashed)."""
+        secret, key_id = new_key(), str(uuid.uuid4())
+        doc = {"_id": self._api_key_id(workspace_id, key_id), "workspace_id": workspace_id, "id": key_id,
+               "name": name, "prefix": secret[:KEY_PREFIX_LENGTH], "hash": hash_key(secret), "scope": scope,
+               "createdAt": now(), "lastUsedAt": None, "expiresAt": expires_at, "revokedAt": None}
+        await self.db.api_keys.insert_one(doc)
+        return doc, secret
+
+    @staticmethod
+    def _valid_keys(at: dt.datetime) -> dict:
+        return {"revokedAt": None, "$or": [{"expiresAt": None}, {"expiresAt": {"$gt": at}}]}
+
+    async def api_key_for(self, secret: str, at: dt.datetime) -> tuple[dict, Workspace] | None:
+        """The key with this secret, valid at ``at`` (neither revoked nor
+        expired), and its workspace; None when there is none. Read from the
+        database on every call: a revocation holds from the next request on."""
+        key = await self.db.api_keys.find_one({"hash": hash_key(secret), **self._valid_keys(at)},
+                                              {"_id": 0, "workspace_id": 1, "id": 1, "scope": 1, "lastUsedAt": 1})
+        if key is None:
+            return None
+        doc = await self.db.workspaces.find_one({"_id": key["workspace_id"]}, {"keys": 0})
+        return None if doc is None else (key, Workspace.from_document(doc))
+
+    async def note_api_key_used(self, workspace_id: str, key_id: str, at: dt.datetime, every: dt.timedelta) -> None:
+        """Set the key's ``lastUsedAt`` to ``at`` unless it was set less than
+        ``every`` before: at most one write per key and period, whatever the
+        number of requests or processes."""
+        await self.db.api_keys.update_one(
+            {"_id": self._api_key_id(workspace_id, key_id),
+             "$or": [{"lastUsedAt": None}, {"lastUsedAt": {"$lt": at - every}}]}, {"$set": {"lastUsedAt": at}})
+
+    async def api_keys_of(self, workspace_id: str) -> list[dict]:
+        """The workspace's keys not revoked (expired ones included), oldest first."""
+        cursor = self.db.api_keys.find({"workspace_id": workspace_id, "revokedAt": None}, {"_id": 0, "hash": 0})
+        return await cursor.sort("createdAt", ASCENDING).to_list()
+
+    async def count_valid_api_keys(self, workspace_id: str, at: dt.datetime) -> int:
+        return await self.db.api_keys.count_documents({"workspace_id": workspace_id, **self._valid_keys(at)})
+
+    async def revoke_api_key(self, workspace_id: str, key_id: str, at: dt.datetime) -> bool:
+        """Revoke a key; False when the workspace has no such key not revoked yet."""
+        result = await self.db.api_keys.update_one({"_id": self._api_key_id(workspace_id, key_id), "revokedAt": None},
+                                                   {"$set": {"revokedAt": at}})
+        return result.modified_count == 1
+
+    async def _move_legacy_keys(self) -> None:
+        """Earlier versions kept keys as hashes in their workspace's ``keys``:
+        each becomes an ADMIN key named "legacy" (what it could do before),
+        created when its workspace was. Its id derives from its hash, so two
+        processes starting at once store the same document once (the unique
+        hash), and a hash leaves ``keys`` only once its document is stored."""
+        async for workspace in self.db.workspaces.find({"keys.0": {"$exists": True}}, {"keys": 1, "createdAt": 1}):
+            docs = [{"_id": self._api_key_id(workspace["_id"], key_id), "workspace_id": workspace["_id"],
+                     "id": key_id, "name": "legacy", "prefix": None, "hash": hashed, "scope": "ADMIN",
+                     "createdAt": workspace.get("createdAt") or now(), "lastUsedAt": None, "expiresAt": None,
+                     "revokedAt": None}
+                    for hashed in workspace["keys"] for key_id in [str(uuid.uuid5(LEGACY_KEYS, hashed))]]
+            await self._insert_new("api_keys", docs)
+            await self.db.workspaces.update_one({"_id": workspace["_id"]}, {"$pullAll": {"keys": workspace["keys"]}})
+            log.info("workspace %s: %d API key(s) of an earlier version kept as ADMIN keys", workspace["_id"],
+                     len(docs))
 
     # -- custom fields ----------------------------------------------------
 
@@ -1105,6 +1191,7 @@ class Database:
 
     # -- segment evaluation ----------------------------------------------
 
+    @metrics.timed_pipeline("aggregate")
     async def aggregate_contacts(self, pipeline: list[dict]) -> list[dict]:
         """The pipeline's documents, read in the request's turn and within its
         deadline (:mod:`.deadline`)."""
@@ -1120,8 +1207,9 @@ class Database:
         Each batch is read in the request's turn and within its deadline
         (:mod:`.deadline`); the reader handles it outside the turn."""
         batch_size = 500
-        async with deadline.turn(self.max_time_ms) as max_time_ms:
-            cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=max_time_ms, batchSize=batch_size)
+        with metrics.PIPELINE_SECONDS.labels("stream").time():
+            async with deadline.turn(self.max_time_ms) as max_time_ms:
+                cursor = await self.db.contacts.aggregate(pipeline, maxTimeMS=max_time_ms, batchSize=batch_size)
         try:
             while True:
                 async with deadline.turn(self.max_time_ms):

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import httpx
 from pymongo.errors import PyMongoError
 
+from . import metrics
 from .cursors import change_cursor
 from .database import Database, now
 from .errors import BadArgument
@@ -303,7 +304,10 @@ class WebhookDispatcher:
         started = time.monotonic()
 
         def outcome(status_code: int | None, error: str | None) -> Outcome:
-            return Outcome(status_code, error, round((time.monotonic() - started) * 1000))
+            seconds = time.monotonic() - started
+            done = Outcome(status_code, error, round(seconds * 1000))
+            metrics.webhook_attempt(done.delivered, seconds)
+            return done
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
                 target = await self._resolved(webhook["url"])

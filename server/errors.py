@@ -100,11 +100,34 @@ class LimitExceeded(SegmentqlError):
     code = "LIMIT_EXCEEDED"
 
 
+class Forbidden(SegmentqlError):
+    """The API key's scope does not allow the operation (``schema/scopes.py``);
+    the message names the fields refused, ``requiredScope`` the scope they
+    need. Nothing of the request ran."""
+
+    code = "FORBIDDEN"
+
+    def __init__(self, message: str, required_scope: str):
+        self.required_scope = required_scope
+        super().__init__(message)
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {**super().extensions, "requiredScope": self.required_scope}
+
+
 class Busy(SegmentqlError):
     """The workspace's other writes held it for longer than a write waits
     (``server/live.py``); nothing of this one was written: retry it."""
 
     code = "BUSY"
+
+
+class RateLimited(SegmentqlError):
+    """The API key sent more requests than its rate allows (``segmentql_pkg/ratelimit.py``);
+    nothing of this one ran. The answer (HTTP 429) says when to retry."""
+
+    code = "RATE_LIMITED"
 
 
 class QueryTooCostly(SegmentqlError):
@@ -138,3 +161,16 @@ class MethodNotAllowed(BadRequest):
     code = "METHOD_NOT_ALLOWED"
     status = 405
     headers: ClassVar[dict[str, str]] = {"Allow": "POST"}
+
+
+class PersistedQueryNotFound(BadRequest):
+    """A persisted query's hash sent without its document, and not held
+    (``segmentql.persisted``: never sent, or forgotten). Apollo's clients
+    expect this answer with HTTP 200, and the message as it is, and then send
+    the document with its hash."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+    status = 200
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotFound")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ingest
+from . import ingest, metrics
 from .database import Database
 from .errors import Conflict, LimitExceeded
 from .live import Cause, LiveSegments
@@ -200,6 +200,7 @@ async def _import_file(db: Database, workspace_id: str, path: Path, ingest_batch
         nonlocal done
         outcome = await ingest_batch(db, workspace_id, batch, pending)
         result.add(outcome)
+        metrics.IMPORTED_ROWS.labels(path.name.split(".")[0]).inc(outcome.accepted)
         problems.extend(f"{path}:{line_numbers[e.index]}: {e.message}" for e in outcome.errors)
         done += len(batch)
         progress.update(path.name, done, total)

@@ -9,6 +9,7 @@ naming the variable and its range instead of failing every query later
 """
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from typing import Any
 # Characters MongoDB does not allow in a database name (on any platform).
 DATABASE_NAME_FORBIDDEN = frozenset('/\\. "$*<>:|?\0')
 DATABASE_NAME_MAX = 63
+# A browser origin: scheme and host, perhaps a port; no path, query or trailing slash.
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -52,6 +56,9 @@ BOUNDS = {
     "webhook_timeout_seconds": Bound(1, 120, "SEGMENTQL_WEBHOOK_TIMEOUT_SECONDS"),
     "webhook_first_retry_ms": Bound(10, 3_600_000, "SEGMENTQL_WEBHOOK_FIRST_RETRY_MS"),
     "webhook_retry_for_seconds": Bound(1, 7 * 86_400, "SEGMENTQL_WEBHOOK_RETRY_FOR_SECONDS"),
+    # Requests per second per API key and service process (0: no limit), with a
+    # burst of twice that (segmentql_pkg/ratelimit.py).
+    "rate_limit": Bound(0, 1_000_000, "SEGMENTQL_RATE_LIMIT"),
     "max_page_size": Bound(1, 100_000),
     "default_page_size": Bound(1, 100_000),
 }
@@ -114,6 +121,12 @@ class Settings:
     webhook_allow_private: bool = False
     plugin_allow: tuple[str, ...] | None = None
     plugin_block: tuple[str, ...] = field(default_factory=tuple)
+    # Browser origins allowed to call the API (CORS); "*" allows any.
+    cors_origins: tuple[str, ...] = ()
+    rate_limit: int = 50
+    log_format: str = "text"
+    # /metrics (Prometheus text) served, unauthenticated: keep it on an internal network.
+    metrics: bool = True
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -124,6 +137,12 @@ class Settings:
         if self.default_page_size > self.max_page_size:
             raise SettingsError(f"default_page_size ({self.default_page_size}) must not exceed "
                                 f"max_page_size ({self.max_page_size})")
+        for origin in self.cors_origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise SettingsError("SEGMENTQL_CORS_ORIGINS must be comma-separated origins such as "
+                                    f"https://app.example.com (no path), or *, got {origin!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"SEGMENTQL_LOG_FORMAT must be text or json, got {self.log_format!r}")
         name = self.database
         if not name or len(name) > DATABASE_NAME_MAX or set(name) & DATABASE_NAME_FORBIDDEN:
             raise SettingsError(f"SEGMENTQL_DATABASE must be a MongoDB database name: 1 to {DATABASE_NAME_MAX} "
@@ -142,6 +161,9 @@ class Settings:
             webhook_allow_private=_flag_env("SEGMENTQL_WEBHOOK_ALLOW_PRIVATE"),
             plugin_allow=_names("SEGMENTQL_PLUGINS"),
             plugin_block=_names("SEGMENTQL_DISABLE_PLUGINS") or (),
+            cors_origins=_names("SEGMENTQL_CORS_ORIGINS"),
+            log_format=(os.environ.get("SEGMENTQL_LOG_FORMAT") or "").strip().lower() or None,
+            metrics=_flag_env("SEGMENTQL_METRICS"),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**{k: v for k, v in values.items() if v is not None})

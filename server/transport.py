@@ -18,6 +18,10 @@ errors (a document that does not parse is one: that answer is strawberry's).
 The check parses the document through strawberry's own parser cache, so the
 document is parsed once; the body is decoded twice (by the check and by
 strawberry), which costs milliseconds at the body size limit.
+
+A persisted query sent by its hash (``segmentql.persisted``) gets its stored
+document as ``query`` before the check, so it is checked, and runs, as if it
+had been sent in full.
 """
 
 import json
@@ -33,6 +37,9 @@ from .compiler import RuleLimits
 from .errors import BadRequest, MethodNotAllowed
 
 Parse = Callable[[str], DocumentNode]
+# The document a request runs, from its ``query`` and ``extensions``: the
+# ``query`` sent, or a persisted query's (``segmentql.persisted``).
+Document = Callable[[object, object], object]
 
 
 def cached_parser(cache_size: int, max_tokens: int) -> Parse:
@@ -73,8 +80,10 @@ def decode(data: bytes | str, what: str) -> object:
                          f"{RuleLimits.max_depth} levels deep") from None
 
 
-def check_body(body: bytes, parse: Parse) -> None:
-    """A POST's body: one JSON object with the request's parts (below)."""
+def check_body(body: bytes, parse: Parse, document: Document) -> bytes:
+    """A POST's body: one JSON object with the request's parts (below). Returns
+    the body strawberry reads: ``body``, or, for a persisted query sent by its
+    hash, ``body`` with the stored document as ``query``."""
     data = decode(body, "the request body")
     if isinstance(data, list):
         raise BadRequest("send one GraphQL request per HTTP request (batching is off)")
@@ -83,15 +92,29 @@ def check_body(body: bytes, parse: Parse) -> None:
     for name in ("variables", "extensions"):
         if not isinstance(data.get(name), (dict, type(None))):
             raise BadRequest(f"`{name}` must be a JSON object or null")
+    query = document(data.get("query"), data.get("extensions"))
+    if query is not data.get("query"):
+        data["query"] = query
+        body = json.dumps(data).encode()
     _check_parts(data, "POST", parse)
+    return body
 
 
-def check_query_params(params: Mapping[str, str], parse: Parse) -> None:
-    """A GET's query string: ``query``, and ``variables`` and ``extensions`` as JSON objects."""
+def check_query_params(params: Mapping[str, str], parse: Parse, document: Document) -> dict[str, str]:
+    """A GET's query string: ``query``, and ``variables`` and ``extensions`` as
+    JSON objects. Returns the parameters strawberry reads: ``params``, with the
+    stored document as ``query`` for a persisted query sent by its hash."""
+    parts = {}
     for name in ("variables", "extensions"):
-        if params.get(name) and not isinstance(decode(params[name], f"`{name}`"), (dict, type(None))):
+        parts[name] = decode(params[name], f"`{name}`") if params.get(name) else None
+        if not isinstance(parts[name], (dict, type(None))):
             raise BadRequest(f"`{name}` must be a JSON object or null")
-    _check_parts(params, "GET", parse)
+    checked = dict(params)
+    query = document(params.get("query"), parts["extensions"])
+    if isinstance(query, str):
+        checked["query"] = query
+    _check_parts(checked, "GET", parse)
+    return checked
 
 
 def _check_parts(data: Mapping, method: str, parse: Parse) -> None:

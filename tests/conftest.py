@@ -49,9 +49,10 @@ def embedded_uri(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def settings():
-    # Webhook receivers of tests listen on loopback, and fail fast.
+    # Webhook receivers of tests listen on loopback, and fail fast. No rate
+    # limit: tests send far faster than clients (tests/test_operations.py checks it).
     return Settings(database="segmentql_test", max_time_ms=60_000, webhook_allow_private=True,
-                    webhook_first_retry_ms=100, webhook_timeout_seconds=2)
+                    webhook_first_retry_ms=100, webhook_timeout_seconds=2, rate_limit=0)
 
 
 @pytest.fixture(scope="session")

@@ -32,9 +32,8 @@ def test_get_query_needs_a_key_too(http):
 
 
 def test_keys_are_stored_hashed(gql):
-    workspace = gql.call(gql.db.workspace_by_name, gql.call(gql.db.workspace_for_key, gql.key).name)
-    assert gql.key not in workspace["keys"]
-    assert all(len(k) == 64 for k in workspace["keys"])
+    [stored] = gql.call(gql.db.db.api_keys.find({"workspace_id": gql.workspace_id}).to_list)
+    assert gql.key not in stored.values() and len(stored["hash"]) == 64 and stored["prefix"] == gql.key[:8]
 
 
 def test_workspaces_are_isolated(http):

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 
 from graphql import (
     DocumentNode,
-    ExecutionResult,
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
@@ -85,13 +84,15 @@ def refusal(document: DocumentNode, operation_name: str | None, scope: Scope) ->
 
 
 class ScopeCheck(SchemaExtension):
-    """Refuses, before it executes, an operation with a root field the
-    request's key may not use (a validated document: it runs after validation)."""
+    """Refuses an operation with a root field the request's key may not use,
+    before it runs: as validation starts, once :class:`BoundedValidation`
+    found the document valid, so subscriptions (which strawberry streams
+    without an execution result to replace) are refused too."""
 
-    def on_execute(self) -> Iterator[None]:
+    def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        assert context.graphql_document is not None  # parsed before execution (as strawberry asserts too)
-        error = refusal(context.graphql_document, context.operation_name, context.context["segmentql"].scope)
-        if error is not None:
-            context.result = ExecutionResult(data=None, errors=[error])
+        if not context.pre_execution_errors and context.graphql_document is not None:
+            error = refusal(context.graphql_document, context.operation_name, context.context["segmentql"].scope)
+            if error is not None:
+                context.pre_execution_errors = [error]
         yield

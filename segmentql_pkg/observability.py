@@ -45,7 +45,9 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 # The attributes every LogRecord has: anything else was given as ``extra`` and
 # goes into a JSON line as it is.
-RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn's ``color_message`` repeats the message with terminal colours.
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
@@ -78,6 +80,17 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
+        return True
+
+
+class WithoutQueryString(logging.Filter):
+    """uvicorn's access lines without the URL's query string: a GET's
+    ``variables`` (rule values, emails) and a persisted query's document
+    stay out of the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            record.args = (*record.args[:2], record.args[2].partition("?")[0], *record.args[3:])
         return True
 
 
@@ -122,6 +135,9 @@ def configure_logging(log_format: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, WithoutQueryString) for f in access.filters):
+        access.addFilter(WithoutQueryString())
     # strawberry logs every error of a request, user errors included, with its
     # traceback; schema/errors.py logs each once, with its code.
     logging.getLogger("strawberry.execution").disabled = True

@@ -8,7 +8,7 @@ from the environment: the settings of README's table, ``MONGODB_URI`` first.
 The app itself is the top layer (``segmentql.app``), which this layer may not
 import. The import string is the operators' interface, though, and it names
 this module: so this one function imports the top layer when it is called,
-and pyproject.toml's import contract lets exactly these imports through
+and pyproject.toml's import contract lets exactly this import through
 (``ignore_imports``). Nothing else in ``segmentql.server`` may.
 """
 
@@ -31,14 +31,12 @@ def create_app() -> "Starlette":
     A bad setting or plugin ends the worker with one line, not a traceback.
     """
     from segmentql.app import create_app as app_of  # the top layer: see the module's docstring
-    from segmentql.observability import configure_logging
 
     try:
         settings = Settings.from_env()
         if not settings.mongodb_uri:
             raise SettingsError("MONGODB_URI must be set for the ASGI factory (segmentql.server.app:create_app); "
                                 "without it, run `segmentql serve` (one process with the embedded database)")
-        configure_logging(settings.log_format)
-        return app_of(settings, settings.mongodb_uri)
+        return app_of(settings, settings.mongodb_uri)  # which configures the logs first
     except (SettingsError, PluginError) as exc:
         raise SystemExit(f"segmentql: {exc}") from None

@@ -441,17 +441,19 @@ class Database:
         each becomes an ADMIN key named "legacy" (what it could do before),
         created when its workspace was. Its id derives from its hash, so two
         processes starting at once store the same document once (the unique
-        hash), and a hash leaves ``keys`` only once its document is stored."""
+        hash), and a key revoked since stays revoked. The hashes stay in
+        ``keys``: processes of the earlier version, still running during a
+        rolling upgrade, go on reading them."""
         async for workspace in self.db.workspaces.find({"keys.0": {"$exists": True}}, {"keys": 1, "createdAt": 1}):
             docs = [{"_id": self._api_key_id(workspace["_id"], key_id), "workspace_id": workspace["_id"],
                      "id": key_id, "name": "legacy", "prefix": None, "hash": hashed, "scope": "ADMIN",
                      "createdAt": workspace.get("createdAt") or now(), "lastUsedAt": None, "expiresAt": None,
                      "revokedAt": None}
                     for hashed in workspace["keys"] for key_id in [str(uuid.uuid5(LEGACY_KEYS, hashed))]]
-            await self._insert_new("api_keys", docs)
-            await self.db.workspaces.update_one({"_id": workspace["_id"]}, {"$pullAll": {"keys": workspace["keys"]}})
-            log.info("workspace %s: %d API key(s) of an earlier version kept as ADMIN keys", workspace["_id"],
-                     len(docs))
+            moved = len(docs) - len(await self._insert_new("api_keys", docs))
+            if moved:
+                log.info("workspace %s: %d API key(s) of an earlier version kept as ADMIN keys", workspace["_id"],
+                         moved)
 
     # -- custom fields ----------------------------------------------------
 

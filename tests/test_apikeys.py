@@ -286,7 +286,7 @@ def test_cli_refuses_an_unknown_scope(cli_workspace, cli_env):
 
 def test_a_key_stored_the_old_way_keeps_working_as_admin(http, cli_env):
     """Earlier versions kept hashes in ``workspaces.keys``; starting (any
-    command, or the service) moves them, once, even when two start at once."""
+    command, or the service) copies them, once, even when two start at once."""
     db = http.app.state.segmentql.db
     name, secret, workspace_id = unique("old"), new_key(), unique("wsid")
     http.portal.call(db.db.workspaces.insert_one, {
@@ -303,8 +303,11 @@ def test_a_key_stored_the_old_way_keeps_working_as_admin(http, cli_env):
     assert listed["name"] == "legacy" and listed["prefix"] is None and listed["scope"] == "ADMIN"
     assert legacy.graphql(CREATE_KEY, name="new", scope="READ")["createApiKey"]["secret"]
     stored = http.portal.call(db.workspace_by_name, name)
-    assert stored["keys"] == []
+    assert stored["keys"] == [hash_key(secret)]  # kept for processes of the earlier version (a rolling upgrade)
     assert legacy.graphql(REVOKE, id=listed["id"]) == {"revokeApiKey": True}
+    assert legacy.request(READ_QUERY).status_code == 401
+    again = segmentql("workspace", "keys", name, env=cli_env)  # another start-up: a revoked key stays revoked
+    assert again.returncode == 0 and "legacy" not in again.stdout
     assert legacy.request(READ_QUERY).status_code == 401
 
 

@@ -222,6 +222,26 @@ def test_a_valid_key_is_acknowledged(service, gql):
     run(scenario)
 
 
+def test_a_socket_whose_key_is_revoked_is_closed_at_its_next_subscribe(service, gql):
+    """An open socket looks its key up again at every subscribe (and every 30 s):
+    a revoked key's socket is closed with 4401, as its HTTP requests get 401."""
+    async def scenario():
+        async with writing(service, gql.key) as admin:
+            made = await admin.graphql('mutation { createApiKey(name: "feed", scope: READ) { apiKey { id } secret } }')
+            key = made["createApiKey"]
+            async with websockets.connect(socket_url(service), subprotocols=[PROTOCOL]) as socket:
+                await socket.send(json.dumps({"type": "connection_init",
+                                              "payload": {"Authorization": f"Bearer {key['secret']}"}}))
+                assert json.loads(await asyncio.wait_for(socket.recv(), READ_TIMEOUT))["type"] == "connection_ack"
+                revoke = "mutation($id: ID!) { revokeApiKey(id: $id) }"
+                assert (await admin.graphql(revoke, id=key["apiKey"]["id"]))["revokeApiKey"] is True
+                await Subscriber(socket).subscribe("1")
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(socket.recv(), READ_TIMEOUT)
+                assert closed.value.rcvd.code == 4401
+    run(scenario)
+
+
 # --- what a subscription follows --------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import SEED_AS_OF
+from .examples import examples
 from .reference import Dataset
 from .rules import member_ids
 
@@ -181,14 +182,14 @@ def reference(seed_dir):
     return Dataset.load(seed_dir)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(rule=RULES, as_of=st.sampled_from(AS_OFS))
 def test_random_rules_match_reference(seed, reference, rule, as_of):
     expected = reference.members(rule, dt.datetime.fromisoformat(as_of.replace("Z", "+00:00")))
     assert sorted(member_ids(seed, rule, as_of)) == sorted(expected), rule
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=examples(28), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(condition=CONDITIONS, as_of=st.sampled_from(AS_OFS))
 def test_every_condition_and_its_negation_match_reference(seed, reference, condition, as_of):
     moment = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
@@ -207,7 +208,7 @@ def _subrules(rule):
         yield from _subrules(value)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(rule=RULES, as_of=st.sampled_from(AS_OFS))
 def test_breakdown_counts_match_reference(seed, reference, rule, as_of):
     moment = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
@@ -220,7 +221,7 @@ EXPLAIN = """query($c: ID!, $r: RuleInput!, $a: DateTime) { explainMembership(co
   { member nodes { matched values { value } } } }"""
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(rule=RULES, as_of=st.sampled_from(AS_OFS), pick=st.integers(0, 10**6), engaged=engagement())
 def test_explain_membership_matches_reference_node_by_node(seed, reference, rule, as_of, pick, engaged):
     """explainMembership's matched flags are the reference's answers for every

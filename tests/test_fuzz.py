@@ -11,6 +11,8 @@ from segmentql.plugins.registry import load_registry
 from segmentql.schema import build_schema
 from segmentql.server import ingest
 
+from .examples import examples
+
 SDL = build_schema(load_registry(load_entry_points=False)).as_str()
 SCALARS = {
     "DateTime": st.sampled_from(["2026-11-28T12:00:00Z", "2026-01-01", "not a date", "9999-12-31T23:59:59Z"]).map(
@@ -24,7 +26,7 @@ KNOWN_CODES = {"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "INVALID_RULE", "N
                "QUERY_TOO_COSTLY"}
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(document=from_schema(SDL, custom_scalars=SCALARS))
 def test_fuzzed_requests_never_crash_or_leak(gql, document):
     response = gql.request(document)

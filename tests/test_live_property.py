@@ -20,6 +20,7 @@ from segmentql.server import ingest
 from segmentql.server.live import Cause, Scope
 
 from .conftest import new_workspace
+from .examples import examples
 
 CONTACT_IDS = [f"c{i:02}" for i in range(12)]
 CAMPAIGN_IDS = ["k1", "k2", "k3", "k4"]
@@ -240,7 +241,8 @@ def setup_workspace(http, contacts: list[dict]) -> tuple:
 
 # -- the properties ------------------------------------------------------------------
 
-@settings(max_examples=25, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate, Phase.shrink],
+@settings(max_examples=examples(15), deadline=None, derandomize=True,
+          phases=[Phase.explicit, Phase.generate, Phase.shrink],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(data=st.data())

@@ -26,9 +26,12 @@ def unauthorized(message: str) -> JSONResponse:
     return refusal(401, "UNAUTHENTICATED", message, {"WWW-Authenticate": 'Bearer realm="segmentql"'})
 
 
-def bearer(headers) -> str | None:
-    value = headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
+def bearer(authorization: object) -> str | None:
+    """The key of an ``Authorization`` value (``Bearer KEY``: a header, or what
+    a WebSocket's ``connection_init`` sent, which may be anything), or None."""
+    if not isinstance(authorization, str):
+        return None
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
@@ -53,7 +56,7 @@ async def authenticate_key(db: Database, authorization: object) -> Access | str:
     """The access of an ``Authorization`` value (``Bearer KEY``), or why
     there is none (UNAVAILABLE while the database cannot tell). HTTP requests
     send it as a header, subscriptions in ``connection_init``'s payload."""
-    key = bearer({"authorization": authorization}) if isinstance(authorization, str) else None
+    key = bearer(authorization)
     if key is None:
         return "send your API key as 'Authorization: Bearer KEY'"
     try:

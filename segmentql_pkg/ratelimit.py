@@ -96,7 +96,7 @@ class RateLimiter:
     def admit(self, headers: Headers) -> Response | dict[str, str]:
         """For an authenticated request: its 429 refusal, or the headers its answer carries
         (none when there is no limit)."""
-        key = bearer(headers)
+        key = bearer(headers.get("authorization"))
         if not self.enabled or key is None:
             return {}
         verdict = self.take(key)

@@ -85,7 +85,7 @@ class KeyedTransportWS(BaseGraphQLTransportWSHandler):
     def _admitted(self, authorization: object) -> bool:
         """Whether the key (if any is sent) may make one more request now."""
         limiter = self._state.limiter
-        key = bearer({"authorization": authorization}) if isinstance(authorization, str) else None
+        key = bearer(authorization)
         return key is None or not limiter.enabled or limiter.take(key).allowed
 
     async def _key_valid(self) -> bool:

@@ -17,8 +17,12 @@ graphiql/node_modules/.package-lock.json: graphiql/package.json graphiql/package
 install: $(BIN)/python graphiql/node_modules/.package-lock.json
 	$(BIN)/pip install --quiet -c constraints.txt -e .
 
-install-test: $(BIN)/python graphiql/node_modules/.package-lock.json
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]' -e examples/segmentql-email-domain
+# relay-compiler for tests/test_relay.py, pinned by tests/relay/package-lock.json.
+tests/relay/node_modules/.package-lock.json: tests/relay/package.json tests/relay/package-lock.json
+	npm ci --prefix tests/relay --ignore-scripts --no-audit --no-fund --loglevel=error
+
+install-test: $(BIN)/python graphiql/node_modules/.package-lock.json tests/relay/node_modules/.package-lock.json
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,dev]' -e examples/segmentql-email-domain -e examples/segmentql-purchases
 
 demo: install
 	$(BIN)/segmentql demo

@@ -38,10 +38,13 @@ from .api import (
     require_some,
 )
 from .hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
+from .storage import Collection, Index, Rollup
+from .version import API_VERSION
 
 __all__ = [
-    "ALWAYS", "COMPARISON_OPERATORS", "ENTRY_POINT_GROUP", "NEVER", "PROJECT_NAME", "WEEKDAY_NUMBERS", "Activity",
-    "Comparison", "CompileContext", "Condition", "Device", "Metric", "Node", "Observation", "Query", "Register",
-    "RuleError", "ValidationContext", "Weekday", "compare", "given", "hookimpl", "hookspec", "listing", "literal",
-    "needs", "require_exactly_one", "require_positive", "require_some",
+    "ALWAYS", "API_VERSION", "COMPARISON_OPERATORS", "ENTRY_POINT_GROUP", "NEVER", "PROJECT_NAME", "WEEKDAY_NUMBERS",
+    "Activity",
+    "Collection", "Comparison", "CompileContext", "Condition", "Device", "Index", "Metric", "Node", "Observation",
+    "Query", "Register", "Rollup", "RuleError", "ValidationContext", "Weekday", "compare", "given", "hookimpl",
+    "hookspec", "listing", "literal", "needs", "require_exactly_one", "require_positive", "require_some",
 ]

@@ -53,11 +53,21 @@ class Condition:
                  the contact values the node looks at, for ``explainMembership``
                  ("opens on the last 30 days = 2, needed >= 3"). Without it a
                  node is explained by matched true/false only.
+    stages       optional ``stages(node, ctx: CompileContext) -> list[dict]``:
+                 aggregation stages run on the contacts before the ``$match``,
+                 adding fields that ``compile`` (and ``observe``) then read
+                 through ``ctx.stage_field(name)``. Only ``$lookup`` (``from``
+                 a collection the plugin declares, ``localField``,
+                 ``foreignField``, ``as``), ``$addFields`` and ``$set``; the
+                 fields they add are plain names, which segmentql moves to the
+                 node's own namespace (see docs/plugins.md, "Stages").
 
     ``node`` is the condition's value as a dict in the GraphQL JSON shape:
-    camelCase keys, enum values as their names, ``DateTime`` as ISO-8601
-    strings, fields that were not given left out. It is also exactly what a
-    saved segment stores and gives back in ``Segment.rule``.
+    camelCase keys, enum values as their names, ``DateTime`` and ``Date`` as ISO-8601
+    strings, defaults of the input type filled in, other fields that were
+    not given left out. A saved segment stores its rule as the client sent it (so
+    ``Segment.rule`` gives it back unchanged) and coerces it to this shape
+    each time it is evaluated.
     """
 
     field: str
@@ -66,6 +76,7 @@ class Condition:
     validate: Callable[[Node, "ValidationContext"], None]
     compile: Callable[[Node, "CompileContext"], Query]
     observe: Callable[[Node, "CompileContext"], list["Observation"]] | None = None
+    stages: Callable[[Node, "CompileContext"], list[Query]] | None = None
 
 
 # What the hook receives: it calls this once per Condition it contributes.
@@ -126,12 +137,16 @@ class CompileContext:
 
     ``today`` is ``D`` of the specification: the UTC calendar day of ``as_of``,
     as a day number (days since 1970-01-01).
+
+    ``stage_namespace`` is where the fields of the node being compiled live
+    (segmentql sets it per node; read it through :meth:`stage_field`).
     """
 
     as_of: dt.datetime
     custom_fields: Mapping[str, str]
     coerce: Callable[[str, Any], Any]
     newest_event_day: int | None = None
+    stage_namespace: str | None = None
 
     @property
     def events_after_today(self) -> bool:
@@ -154,6 +169,17 @@ class CompileContext:
     @staticmethod
     def date_of(day: int) -> dt.date:
         return EPOCH + dt.timedelta(days=day)
+
+    def stage_field(self, name: str) -> str:
+        """The document path of field ``name`` that this node's stages add
+        (``as`` of a ``$lookup``, a key of ``$addFields``): use it in the
+        query ``compile`` returns, in observations and in later stages of the
+        node, with a ``$`` in front inside expressions. Each node has its own
+        namespace, so two conditions (or one condition twice) in a tree never
+        read each other's fields."""
+        if self.stage_namespace is None:
+            raise RuntimeError("stage_field is for a node being compiled: segmentql sets its namespace")
+        return f"{self.stage_namespace}.{name}"
 
     def custom_path(self, key: str) -> str:
         """The document path of a declared custom field. Refuses anything

@@ -7,6 +7,8 @@ import datetime as dt
 from typing import Annotated
 
 import strawberry
+from graphql import VariableNode
+from strawberry.types import Info
 
 from segmentql.server.errors import BadArgument
 
@@ -26,3 +28,14 @@ def in_range(name: str, value: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise BadArgument(f"`{name}` must be between {low} and {high}, got {value}")
     return value
+
+
+def sent(info: Info, name: str) -> bool:
+    """Whether the request gave the field's argument ``name`` (written in the
+    document, or a variable the request sent): an argument with a default
+    arrives with a value either way."""
+    raw = info._raw_info
+    value = next((a.value for a in raw.field_nodes[0].arguments or () if a.name.value == name), None)
+    if isinstance(value, VariableNode):
+        return value.name.value in raw.variable_values
+    return value is not None

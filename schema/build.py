@@ -17,7 +17,7 @@ from strawberry.types import Info
 from strawberry.types.base import get_object_definition
 
 from segmentql.plugins.registry import ConditionRegistry
-from segmentql.server import ingest, segments, snapshots, writes
+from segmentql.server import ingest, mongosh, segments, snapshots, writes
 from segmentql.server.compiler import CONTACTS_COLLECTION, extended_json
 from segmentql.server.contacts import find_contact
 from segmentql.server.errors import BadArgument
@@ -28,12 +28,22 @@ from .arguments import AsOf, Id, described
 from .context import compiled_rule, request_context, workspace_facts
 from .errors import ErrorCodes
 from .inputs import CampaignInput, ContactInput, EventInput
-from .insight import SCALARS, Snapshot, SnapshotDiff
+from .insight import Snapshot, SnapshotDiff
 from .pages import After, First, after_segment, page_size
-from .rule_input import build_rule_input, to_document
+from .plugin_types import checked_schema
+from .rule_input import SentVariables, build_rule_input, sent_value, to_document
+from .scalars import SCALARS
 from .segment import Segment, SegmentConnection, SegmentPreview
 from .subscription import Subscription
-from .types import BatchResult, ConditionType, Contact, CustomField, CustomFieldType, MembershipExplanation
+from .types import (
+    BatchResult,
+    ConditionType,
+    Contact,
+    CustomField,
+    CustomFieldType,
+    ExplainFormat,
+    MembershipExplanation,
+)
 from .webhooks import WebhookMutations, WebhookQueries
 
 MAX_BATCH = 10_000
@@ -51,7 +61,12 @@ async def _stored(info: Info, values: list, what: str,
 
 def build_schema(registry: ConditionRegistry, extensions: list | None = None) -> strawberry.Schema:
     """The schema for these conditions; ``extensions`` are added after the error-code one
-    (the app passes the request limits from its settings)."""
+    (the app passes the request limits from its settings). A plugin that breaks it
+    raises PluginError with one line naming the plugin (see ``plugin_types``)."""
+    return checked_schema(registry, lambda plugins: _schema(plugins, extensions))
+
+
+def _schema(registry: ConditionRegistry, extensions: list | None) -> strawberry.Schema:
     # Made from the plugins at run time, so mypy cannot take it as a type: the
     # annotations naming it (which strawberry reads at run time) say
     # ``type: ignore[valid-type]``.
@@ -66,14 +81,19 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                   ) -> SegmentPreview:
             return SegmentPreview(compiled=await compiled_rule(info, to_document(rule), as_of))
 
-        @strawberry.field(description="The exact pipeline a rule runs as: "
-                                       "{collection, pipeline} in MongoDB relaxed Extended JSON.")
+        @strawberry.field(description="The exact pipeline a rule runs as (its count): `{collection, pipeline}` in "
+                                       "MongoDB relaxed Extended JSON, or with `format: MONGOSH` a string of "
+                                       "mongosh code.")
         async def explain_segment(self, info: Info,
                                   rule: Annotated[RuleInput, described("The rule to explain.")],  # type: ignore[valid-type]
-                                  as_of: AsOf = None
+                                  as_of: AsOf = None,
+                                  format: Annotated[ExplainFormat, described("How to write the pipeline.")
+                                                    ] = ExplainFormat.EXTENDED_JSON
                                   ) -> JSON:
-            compiled = await compiled_rule(info, to_document(rule), as_of)
-            return JSON({"collection": CONTACTS_COLLECTION, "pipeline": extended_json(compiled.count_pipeline())})
+            pipeline = (await compiled_rule(info, to_document(rule), as_of)).count_pipeline()
+            if format is ExplainFormat.MONGOSH:
+                return JSON(mongosh.aggregate(CONTACTS_COLLECTION, pipeline))
+            return JSON({"collection": CONTACTS_COLLECTION, "pipeline": extended_json(pipeline)})
 
         @strawberry.field(description="Why a contact is or is not in a segment: every node of the rule with "
                                        "whether the contact matches it, decided by the same queries as membership. "
@@ -107,7 +127,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
             ctx = request_context(info)
             docs, more = await segments.list_segments(ctx.db, ctx.workspace_id, page_size(info, first),
                                                       after_segment(after))
-            return SegmentConnection.of(docs, more)
+            return SegmentConnection.of(docs, more, after)
 
         @strawberry.field(description="A snapshot by id; null when there is none in this workspace.")
         async def snapshot(self, info: Info, id: Id) -> Snapshot | None:
@@ -180,8 +200,9 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
                                  rule: Annotated[RuleInput, described("Its rule.")]  # type: ignore[valid-type]
                                  ) -> Segment:
             ctx = request_context(info)
+            # As sent, not ``rule`` coerced: what ``Segment.rule`` gives back (schema/rule_input.py).
             return Segment(doc=await writes.create_segment(ctx.live, ctx.registry, await workspace_facts(info), name,
-                                                           to_document(rule)))
+                                                           sent_value(info, "rule")))
 
         @strawberry.mutation(description="Rename a segment and/or replace its rule (the old rule is kept as a "
                                           "revision).")
@@ -193,7 +214,7 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
             ctx = request_context(info)
             return Segment(doc=await writes.update_segment(ctx.live, ctx.registry, await workspace_facts(info),
                                                            str(id), name,
-                                                           to_document(rule) if rule is not None else None))
+                                                           sent_value(info, "rule") if rule is not None else None))
 
         @strawberry.mutation(description="Freeze a saved segment's current members (e.g. at send time).")
         async def snapshot_segment(self, info: Info, id: Id,
@@ -215,4 +236,5 @@ def build_schema(registry: ConditionRegistry, extensions: list | None = None) ->
             return await writes.delete_segment(ctx.live, ctx.workspace_id, str(id))
 
     return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
-                             extensions=[ErrorCodes, *(extensions or [])], config=StrawberryConfig(scalar_map=SCALARS))
+                             extensions=[ErrorCodes, SentVariables, *(extensions or [])],
+                             config=StrawberryConfig(scalar_map=SCALARS))

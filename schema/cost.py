@@ -34,8 +34,9 @@ segment's snapshots, a contact's campaigns). A split's
 counts come from one pass however many variants it has, so
 ``SplitVariant.count`` is charged once per split.
 
-**Sizes.** An omitted ``first`` takes its default. A size out of the
-field's range (``first: 5000``, 101 variants) costs nothing: the field
+**Sizes.** An omitted ``first`` takes its default; a page read backward
+is sized by its ``last``. A size out of the field's range (``first: 5000``,
+101 variants) costs nothing: the field
 refuses it (``BAD_USER_INPUT``) before any work, its selection included.
 A field selected twice (through two fragments, say) counts twice though
 GraphQL runs it once: a request is never undercounted.
@@ -94,6 +95,7 @@ class Weight:
     once_per_list: bool = False  # its evaluations serve every item of the list it sits in
     only_with: str | None = None  # the evaluations run only when this argument is given (not null)
     length: int | None = None  # a list the request cannot size, of at most this many items
+    backward: str | None = None  # the argument sizing a page read backward (``last``), which counts when given
 
 
 WEIGHTS = {
@@ -103,7 +105,7 @@ WEIGHTS = {
     # A saved segment's members are stored: only an ``asOf`` evaluates its rule.
     "Segment.count": Weight(1, only_with="asOf"),
     "Segment.contacts": Weight(1, "first", only_with="asOf"),
-    "Segment.changes": Weight(0, "first"),
+    "Segment.changes": Weight(0, "first", backward="last"),
     "Segment.analytics": Weight(1),
     "Segment.split": Weight(0, "variants", MAX_VARIANTS),
     "Segment.sizeHistory": Weight(0, "last"),
@@ -181,8 +183,9 @@ class _Walk:
         return node
 
     def _size(self, node: FieldNode, definition, weight: Weight) -> int | None:
-        argument = definition.args[weight.size]
-        given = next((a.value for a in node.arguments or () if a.name.value == weight.size), None)
+        name = weight.backward if weight.backward and self._given(node, weight.backward) else weight.size
+        argument = definition.args[name]
+        given = next((a.value for a in node.arguments or () if a.name.value == name), None)
         value = MISSING if given is None else self._value(given)
         if value is MISSING:
             value = None if argument.default_value is Undefined else argument.default_value

@@ -7,11 +7,16 @@
     GRAPHQL_VALIDATION_FAILED  the document does not fit the schema or its limits (depth, aliases, size)
     QUERY_TOO_COSTLY        the request would cost more than the budget (schema/cost.py); nothing ran
     BAD_USER_INPUT          an argument out of range or malformed (message names it)
-    INVALID_RULE            a rule that is not well formed (message names the node's path)
+    INVALID_RULE            a rule that is not well formed: a plugin refused a node, or the value does not fit
+                            RuleInput (an unknown enum value, a wrong type, a missing or unknown field, two
+                            conditions or none in one node; schema/rule_errors.py), as a variable or a literal.
+                            ``extensions.rulePath`` is where, ``all[1].any[1].leadScore.tier`` ("" is the
+                            whole rule); the message starts with it
     NOT_FOUND               the segment (or other item) does not exist in this workspace
     CONFLICT                the change contradicts stored data (e.g. a field's declared type)
     LIMIT_EXCEEDED          the change would pass a workspace's budget (e.g. of indexed custom fields)
     CONDITION_FAILED        a condition plugin failed on this rule; the service is unaffected
+                            (``extensions.rulePath``: the condition's node)
     TIMEOUT                 the database did not answer within the time limit, or the request passed its deadline
     DATABASE_UNAVAILABLE    the database cannot be reached right now; retry
     RATE_LIMITED            (HTTP 429, before GraphQL runs) the API key sent more requests than its rate
@@ -34,11 +39,15 @@ so that no driver message or stack trace reaches a client.
 import logging
 from collections.abc import Iterator
 
+from graphql import GraphQLSchema
 from graphql.error import GraphQLError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from segmentql.server.errors import SegmentqlError
+
+from .rule_errors import logged_path, placed
 
 log = logging.getLogger("segmentql.errors")
 
@@ -58,7 +67,7 @@ GRAPHQL_CORE_MESSAGES = {
 }
 
 
-def code_for(error: GraphQLError) -> tuple[dict, str]:
+def code_for(error: GraphQLError, schema: GraphQLSchema) -> tuple[dict, str]:
     """The extensions (``code`` and whatever else the client is told) and the
     message of ``error``, logged: an unexpected error with its traceback (the
     only one: the service turns strawberry's own error log off), any other at
@@ -69,8 +78,10 @@ def code_for(error: GraphQLError) -> tuple[dict, str]:
     if code == "INTERNAL_ERROR":
         log.error("unexpected error at %s", error.path, exc_info=error.original_error)
     else:
-        # A rule's node (InvalidRule, ConditionFailed), as "all[1].opens": its place, never its values.
+        # A rule's node (InvalidRule, ConditionFailed), as "all[1].opens": its place, never its values
+        # (names the client chose, as "?": rule_errors.logged_path).
         node = getattr(error.original_error, "path", None) if isinstance(error.original_error, SegmentqlError) else None
+        node = logged_path(node, schema) if node else node
         log.info("%s at %s%s", code, error.path or "the document", f", rule node {node}" if node else "",
                  extra={"code": code, "path": error.path, "node": node})
     return extensions, message
@@ -94,6 +105,14 @@ def classify(error: GraphQLError) -> tuple[dict, str]:
     return {"code": "INTERNAL_ERROR"}, INTERNAL_ERROR
 
 
+def operation_errors(context: ExecutionContext) -> list[GraphQLError]:
+    """The errors of an operation as its client is told them: errors of a rule's
+    value placed at their ``rulePath`` (``rule_errors.placed``). Metrics read
+    them too, so a request is counted under the code its client got."""
+    errors = (context.result.errors if context.result else context.pre_execution_errors) or []
+    return placed(errors, context.schema._schema, context.graphql_document, context.variables)
+
+
 class ErrorCodes(SchemaExtension):
     """Gives every error its code and masks unexpected ones."""
 
@@ -103,8 +122,8 @@ class ErrorCodes(SchemaExtension):
         if result is None or not result.errors:
             return
         processed = []
-        for error in result.errors:
-            extensions, message = code_for(error)
+        for error in operation_errors(self.execution_context):
+            extensions, message = code_for(error, self.execution_context.schema._schema)
             processed.append(GraphQLError(message, nodes=error.nodes, source=error.source,
                                           positions=error.positions, path=error.path,
                                           extensions={**(error.extensions or {}), **extensions}))

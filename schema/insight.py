@@ -5,14 +5,10 @@ A/B splits and engagement analytics. Resolvers call
 import asyncio
 import datetime as dt
 import enum
-from collections.abc import Mapping
-from typing import NewType
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.scalars import JSON
 from strawberry.types import Info
-from strawberry.types.scalar import ScalarDefinition
 
 from segmentql.server import analytics, snapshots, splits
 from segmentql.server.compiler import CompiledRule
@@ -20,20 +16,6 @@ from segmentql.server.compiler import CompiledRule
 from .context import request_context
 from .pages import After, First, after_contact, contact_connection, id_connection, page_size, wants_stats, wants_total
 from .types import ContactConnection, ContactIdConnection
-
-
-def _seed(value) -> str:
-    # A GraphQLError (not ValueError) so that a bad literal is the user's
-    # BAD_USER_INPUT, as strawberry's own scalars report theirs.
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise GraphQLError(f"SplitSeed must be a string or an integer, got {value!r}")
-    return str(value)
-
-
-SplitSeed = NewType("SplitSeed", str)
-SCALARS: Mapping[object, ScalarDefinition] = {SplitSeed: strawberry.scalar(
-    name="SplitSeed", serialize=str, parse_value=_seed,
-    description="Any string or integer; the same seed gives the same split, another seed an independent one.")}
 
 
 @strawberry.type(description="A saved segment's members frozen at one moment (e.g. when a campaign was sent).")
@@ -77,7 +59,7 @@ class Snapshot:
         ctx = request_context(info)
         page = await snapshots.member_page(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first),
                                            after_contact(after))
-        return id_connection(page, self.doc["size"])
+        return id_connection(page, self.doc["size"], after)
 
 
 @strawberry.type(description="Who entered and who left a segment between two snapshots.")
@@ -98,12 +80,12 @@ class SnapshotDiff:
     @strawberry.field(description="Contacts in `b` but not in `a`, in id order.")
     async def entered(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
         page = await self.result.entered(page_size(info, first), after_contact(after))
-        return id_connection(page, await self.result.entered_count() if wants_total(info) else 0)
+        return id_connection(page, await self.result.entered_count() if wants_total(info) else 0, after)
 
     @strawberry.field(description="Contacts in `a` but not in `b`, in id order.")
     async def left(self, info: Info, first: First = 100, after: After = None) -> ContactIdConnection:
         page = await self.result.left(page_size(info, first), after_contact(after))
-        return id_connection(page, await self.result.left_count() if wants_total(info) else 0)
+        return id_connection(page, await self.result.left_count() if wants_total(info) else 0, after)
 
     @strawberry.field(description="How many contacts are in both.")
     async def stayed_count(self) -> int:
@@ -161,7 +143,7 @@ class SplitVariant:
         split = self.split
         page = await splits.variant_members(request_context(info).db, split.compiled, split.splitter, self.index,
                                             page_size(info, first), after_contact(after), wants_stats(info))
-        return contact_connection(page)
+        return contact_connection(page, after)
 
 
 @strawberry.type(description="A segment's members split into variants by a stable hash of (segment id, seed, "

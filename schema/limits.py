@@ -40,9 +40,9 @@ from graphql import (
     SelectionSetNode,
 )
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
 
 from .fragments import Fragments
+from .one_of import validate_document
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from segmentql.server.snapshots import IdPage
 
 from .arguments import in_range
 from .context import request_context
-from .types import Contact, ContactConnection, ContactEdge, ContactIdConnection, PageInfo
+from .types import Contact, ContactConnection, ContactEdge, ContactIdConnection, ContactIdEdge, PageInfo
 
 First = Annotated[int | None, strawberry.argument(
     description="Page size, 0-1000; 0 gives no items, and `pageInfo.hasNextPage` tells whether there are any.")]
@@ -72,11 +72,11 @@ def wants_stats(info: Info) -> bool:
     return _selects(info.selected_fields[0].selections, ("edges", "node", "stats"))
 
 
-def contact_connection(page: segments.Page) -> ContactConnection:
+def contact_connection(page: segments.Page, after: str | None) -> ContactConnection:
+    """A page of contacts asked for ``after`` a cursor."""
     edges = [ContactEdge(cursor=encode_cursor(CONTACT, doc["id"]), node=Contact.from_doc(doc))
              for doc in page.contacts]
-    return ContactConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
-                                                             end_cursor=edges[-1].cursor if edges else None))
+    return ContactConnection(edges=edges, page_info=PageInfo.of(edges, page.has_next, after))
 
 
 async def members_page(info: Info, compiled: CompiledRule, first: int | None, after: str | None
@@ -84,7 +84,7 @@ async def members_page(info: Info, compiled: CompiledRule, first: int | None, af
     """A page of the members of ``compiled`` (a preview's or a saved segment's rule)."""
     page = await segments.members(request_context(info).db, compiled, page_size(info, first), after_contact(after),
                                   wants_stats(info))
-    return contact_connection(page)
+    return contact_connection(page, after)
 
 
 def wants_total(info: Info) -> bool:
@@ -92,8 +92,8 @@ def wants_total(info: Info) -> bool:
     return _selects(info.selected_fields[0].selections, ("totalCount",))
 
 
-def id_connection(page: IdPage, total: int) -> ContactIdConnection:
-    """A page of sorted contact ids, with their total."""
-    end = encode_cursor(CONTACT, page.ids[-1]) if page.ids else None
-    return ContactIdConnection(total_count=total, ids=[strawberry.ID(i) for i in page.ids],
-                               page_info=PageInfo(has_next_page=page.has_next, end_cursor=end))
+def id_connection(page: IdPage, total: int, after: str | None) -> ContactIdConnection:
+    """A page of sorted contact ids asked for ``after`` a cursor, with their total."""
+    edges = [ContactIdEdge(cursor=encode_cursor(CONTACT, i), node=strawberry.ID(i)) for i in page.ids]
+    return ContactIdConnection(total_count=total, ids=[e.node for e in edges], edges=edges,
+                               page_info=PageInfo.of(edges, page.has_next, after))

@@ -2,20 +2,30 @@
 conversion of its values into rule documents.
 
 A rule document is the JSON shape of ``RuleInput`` (camelCase keys, enum
-names, ISO-8601 datetimes, unset fields left out). It is what plugins see,
-what a saved segment stores, and what ``Segment.rule`` gives back, so a front
-end can load a saved rule straight into its editor.
+names). A saved segment stores it exactly as the client sent it
+(:func:`sent_value`), and ``Segment.rule`` gives that back, so a front end
+can load a saved rule straight into its editor and find it unchanged.
+Plugins take it coerced (``to_document`` of the coerced value, or
+``server/coercion.py`` for a stored one): ISO-8601 datetimes in UTC, input
+defaults added, null fields left out.
 """
 
-import datetime as dt
-import enum
 import types
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any
 
 import strawberry
-from strawberry.types.base import has_object_definition
-from strawberry.utils.str_converters import to_camel_case
+from graphql import ListValueNode, ObjectValueNode, ValueNode, VariableNode, value_from_ast_untyped
+from strawberry.extensions import SchemaExtension
+from strawberry.types import Info
 
 from segmentql.plugins.registry import GROUPS, ConditionRegistry
+from segmentql.server.coercion import to_document
+
+__all__ = ["RULE_INPUT", "SentVariables", "build_rule_input", "sent_value", "to_document"]
+
+RULE_INPUT = "RuleInput"
 
 GROUP_DESCRIPTIONS = {
     "all": "Match ALL: every rule in the list matches.",
@@ -26,7 +36,7 @@ GROUP_DESCRIPTIONS = {
 
 def build_rule_input(registry: ConditionRegistry) -> type:
     """A @oneOf input with ``all``/``any``/``not`` and one field per condition."""
-    cls = type("RuleInput", (), {"__module__": __name__})
+    cls = type(RULE_INPUT, (), {"__module__": __name__})
     # ``list[cls]`` spelled as the alias it builds: a class made at run time is
     # no type to mypy, and strawberry reads these annotations at run time.
     rules = types.GenericAlias(list, cls)
@@ -42,35 +52,66 @@ def build_rule_input(registry: ConditionRegistry) -> type:
             description=f"{entry.condition.description} (plugin: {entry.plugin})"))
     cls.__annotations__ = annotations
     return strawberry.input(
-        cls, one_of=True, name="RuleInput",
+        cls, one_of=True, name=RULE_INPUT,
         description="A segment rule: exactly one of a group (`all`, `any`, `not`) or a condition. "
                     "Conditions are contributed by plugins; see `conditionTypes`.")
 
 
-def to_document(value, keep_null: bool = False):
-    """A strawberry input value as JSON-compatible data in GraphQL names.
+# The operation's variables as the request sent them. Resolvers are given
+# only coerced values (defaults added, enums as Python values), so
+# :class:`SentVariables` keeps these for :func:`sent_value`. A context
+# variable: each request runs in its own task, which sees only its own.
+SENT_VARIABLES: ContextVar[Mapping[str, Any] | None] = ContextVar("sent_variables", default=None)
 
-    Fields not given are left out. Fields given as ``null`` are left out of
-    rule documents (a null operator is no operator) and kept as ``None`` with
-    ``keep_null`` (for data inputs, where null unsets a stored value)."""
-    if value is None or value is strawberry.UNSET:
-        return None
-    if has_object_definition(value):
-        out = {}
-        for field in value.__strawberry_definition__.fields:
-            raw = getattr(value, field.python_name)
-            if raw is strawberry.UNSET or (raw is None and not keep_null):
-                continue
-            out[field.graphql_name or to_camel_case(field.python_name)] = to_document(raw, keep_null)
-        return out
-    if isinstance(value, enum.Enum):
-        return value.name
-    if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        try:
-            return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        except OverflowError:  # beyond year 1 or 9999 in UTC: kept as given, for its user to refuse
-            return aware.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [to_document(v, keep_null) for v in value]
-    return value
+
+class SentVariables(SchemaExtension):
+    """Keeps the variables of the operation about to run, as sent (:data:`SENT_VARIABLES`)."""
+
+    def on_execute(self) -> Iterator[None]:
+        SENT_VARIABLES.set(self.execution_context.variables or {})
+        yield
+
+
+def sent_value(info: Info, argument: str) -> Any:
+    """The value of the field's ``argument`` exactly as the client sent it, as
+    JSON: a variable's value as it came in the request, a literal as written
+    (enum names, numbers and strings as they are; a variable inside it as it
+    came), nothing coerced and no default added. What a saved segment
+    stores, and ``Segment.rule`` returns."""
+    raw = info._raw_info
+    (node,) = (a.value for a in raw.field_nodes[0].arguments or () if a.name.value == argument)
+    sent = SENT_VARIABLES.get() or {}
+    defaults = {definition.variable.name.value: definition.default_value
+                for definition in raw.operation.variable_definitions or () if definition.default_value is not None}
+    return _as_sent(node, sent, defaults)
+
+
+def _as_sent(node: ValueNode, sent: Mapping[str, Any], defaults: Mapping[str, ValueNode]) -> Any:
+    """``node`` as JSON, each variable in it as ``sent`` (as it is: a variable's
+    value is never looked into, however deep its sender nested it), else as
+    its default in the operation; a field whose variable has neither is left
+    out, as GraphQL leaves it out (in a list: null). Iterative: a literal's
+    depth costs no stack either."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, ValueNode]] = [(root, 0, node)]
+    while stack:
+        holder, key, item = stack.pop()
+        if isinstance(item, VariableNode):
+            name = item.name.value
+            if name in sent:
+                holder[key] = sent[name]
+            elif name in defaults:
+                stack.append((holder, key, defaults[name]))
+            elif isinstance(holder, dict):
+                del holder[key]
+        elif isinstance(item, ListValueNode):
+            items: list[Any] = [None] * len(item.values)
+            stack.extend((items, i, value) for i, value in enumerate(item.values))
+            holder[key] = items
+        elif isinstance(item, ObjectValueNode):
+            fields: dict[str, Any] = {field.name.value: None for field in item.fields}  # in the order written
+            stack.extend((fields, field.name.value, field.value) for field in item.fields)
+            holder[key] = fields
+        else:
+            holder[key] = value_from_ast_untyped(item)
+    return root[0]

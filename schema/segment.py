@@ -19,9 +19,10 @@ from segmentql.server import analytics, membership, segments, snapshots
 from segmentql.server.compiler import CompiledRule
 from segmentql.server.cursors import change_cursor, change_position
 from segmentql.server.database import Database
+from segmentql.server.errors import BadArgument
 from segmentql.server.live import Cause
 
-from .arguments import AsOf, described, in_range
+from .arguments import AsOf, described, in_range, sent
 from .context import compiled_segment, request_context
 from .insight import (
     SegmentAnalytics,
@@ -29,7 +30,6 @@ from .insight import (
     SizePoint,
     SizeSource,
     Snapshot,
-    SplitSeed,
     SplitVariantInput,
     split_segment,
 )
@@ -43,6 +43,7 @@ from .pages import (
     segment_cursor,
     wants_stats,
 )
+from .scalars import SplitSeed
 from .types import ContactConnection, NodeCount, PageInfo
 
 
@@ -122,6 +123,10 @@ class SegmentChangeEvent(SegmentChange):
         return cls(cursor=change_cursor(doc["seq"]), **vars(change))
 
 
+# The changes a page of a segment's log holds when neither `first` nor `last` is given (SPEC section 9).
+CHANGES_PAGE = 100
+
+
 @strawberry.type(description="A logged change with its cursor.")
 class SegmentChangeEdge:
     cursor: str = strawberry.field(description="Its position in the log: resume after it with `after`.")
@@ -136,8 +141,7 @@ class SegmentChangeConnection:
     @classmethod
     def of(cls, page: membership.ChangePage) -> "SegmentChangeConnection":
         edges = [SegmentChangeEdge(cursor=change_cursor(c["seq"]), node=SegmentChange.of(c)) for c in page.changes]
-        return cls(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
-                                                   end_cursor=edges[-1].cursor if edges else None))
+        return cls(edges=edges, page_info=PageInfo.between(edges, page.has_previous, page.has_next))
 
 
 @strawberry.type(description="A saved segment: a named rule.")
@@ -187,7 +191,7 @@ class Segment:
             ctx = request_context(info)
             page = await membership.member_page(ctx.db, ctx.workspace_id, self.doc["id"], page_size(info, first),
                                                 after_contact(after), wants_stats(info))
-            return contact_connection(page)
+            return contact_connection(page, after)
         return await members_page(info, await compiled_segment(info, self.doc, as_of), first, after)
 
     @strawberry.field(description="How current the stored members are.")
@@ -195,14 +199,30 @@ class Segment:
         stored = self.doc.get("membership") or {}
         return SegmentMembership(as_of=stored.get("asOf"), updated_at=stored.get("updatedAt"))
 
-    @strawberry.field(description="The log of the segment's membership changes, oldest first: replaying it from "
-                                   "the start gives its members. Resume from a cursor with `after`.")
+    @strawberry.field(description=(
+        "The log of the segment's membership changes, oldest first: replaying it from the start gives its "
+        "members. Page forward from the oldest with `first` and `after` (resume from a cursor), or backward from "
+        f"the newest with `last` and `before`; without either size, the oldest {CHANGES_PAGE}. A page lists its "
+        "changes oldest first either way."))
     async def changes(self, info: Info,
-                      first: Annotated[int, described("Page size, 0-1000.")] = 100,
-                      after: After = None) -> SegmentChangeConnection:
+                      first: Annotated[int, described(
+                          "Page size, 0-1000: the oldest changes (after `after`). Not with `last`.")] = CHANGES_PAGE,
+                      after: After = None,
+                      last: Annotated[int | None, described(
+                          "Page size, 0-1000: the newest changes (before `before`), listed oldest first. Not "
+                          "with `first`.")] = None,
+                      before: Annotated[str | None, described(
+                          "Cursor of the first item of the next page (its `pageInfo.startCursor`): only changes "
+                          "logged before it.")] = None) -> SegmentChangeConnection:
+        # `first` has the default SPEC section 9 gives it, so whether a client sent it is read from the document.
+        if last is not None and sent(info, "first"):
+            raise BadArgument("give `first` (the oldest changes) or `last` (the newest), not both")
         ctx = request_context(info)
-        page = await membership.changes(ctx.db, ctx.workspace_id, [self.doc["id"]], page_size(info, first),
-                                        change_position(after))
+        size = (page_size(info, first) if last is None
+                else in_range("last", last, 0, ctx.settings.max_page_size))
+        before_seq = change_position(before, "before") if before else None
+        page = await membership.changes(ctx.db, ctx.workspace_id, [self.doc["id"]], size, change_position(after),
+                                        before_seq, newest=last is not None)
         return SegmentChangeConnection.of(page)
 
     @strawberry.field(description="Snapshots of this segment's members, newest first.")
@@ -254,7 +274,6 @@ class SegmentConnection:
     page_info: PageInfo = strawberry.field(description="Where this page is.")
 
     @classmethod
-    def of(cls, docs: list[dict], has_next: bool) -> "SegmentConnection":
+    def of(cls, docs: list[dict], has_next: bool, after: str | None) -> "SegmentConnection":
         edges = [SegmentEdge(cursor=segment_cursor(d), node=Segment(doc=d)) for d in docs]
-        return cls(edges=edges, page_info=PageInfo(has_next_page=has_next,
-                                                   end_cursor=edges[-1].cursor if edges else None))
+        return cls(edges=edges, page_info=PageInfo.of(edges, has_next, after))

@@ -2,11 +2,14 @@
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
+from typing import Protocol
 
 import strawberry
 from strawberry.scalars import JSON
 
 from segmentql.plugins.api import Device, Weekday
+from segmentql.server.instants import rfc3339
 from segmentql.server.segments import NodeMembership
 
 
@@ -28,15 +31,23 @@ class EventType(enum.Enum):
 
 
 def json_value(value):
-    """A stored value as JSON: datetimes as ISO-8601 UTC, inside lists and objects too."""
+    """A stored value as JSON: datetimes as the ``DateTime`` scalar prints them, inside lists and objects too."""
     if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        return rfc3339(value)
     if isinstance(value, list):
         return [json_value(v) for v in value]
     if isinstance(value, dict):
         return {k: json_value(v) for k, v in value.items()}
     return value
+
+
+@strawberry.enum(description="How `explainSegment` writes a pipeline.")
+class ExplainFormat(enum.Enum):
+    EXTENDED_JSON = strawberry.enum_value("EXTENDED_JSON", description=(
+        "`{collection, pipeline}`, the pipeline in MongoDB relaxed Extended JSON (for programs and drivers)."))
+    MONGOSH = strawberry.enum_value("MONGOSH", description=(
+        "A string of mongosh code that runs the pipeline as it is: "
+        "`db.getCollection(\"contacts\").aggregate([...])` with `ISODate(...)`, `NumberLong(...)` and the like."))
 
 
 @strawberry.type(description="Opens on each kind of device.")
@@ -127,16 +138,50 @@ class Contact:
                    stats=EngagementStats.from_doc(doc.get("stats") or {}))
 
 
-@strawberry.type(description="Relay page information.")
+class Edge(Protocol):
+    cursor: str
+
+
+@strawberry.type(description=(
+    "Relay page information. Pages go forward (`first` and `after`); a segment's `changes` also go backward "
+    "(`last` and `before`)."))
 class PageInfo:
-    has_next_page: bool = strawberry.field(description="More items follow this page.")
-    end_cursor: str | None = strawberry.field(description="Pass as `after` to get the next page.")
+    has_next_page: bool = strawberry.field(description=(
+        "More items follow this page. On a page going backward: true when `before` was given (not looked up "
+        "further, as the Relay cursor connections specification allows)."))
+    has_previous_page: bool = strawberry.field(description=(
+        "Items precede this page. On a page going forward: true when `after` was given (not looked up "
+        "further, as the Relay cursor connections specification allows)."))
+    start_cursor: str | None = strawberry.field(description=(
+        "The first item's cursor (on a segment's `changes`, pass it as `before` to get the previous page); null "
+        "for an empty page."))
+    end_cursor: str | None = strawberry.field(description="Pass as `after` to get the next page; null for an "
+                                                          "empty page.")
+
+    @classmethod
+    def of(cls, edges: Sequence[Edge], has_next: bool, after: str | None) -> "PageInfo":
+        """Where a page of ``edges`` is, when it was asked for ``after`` a cursor (None or empty: from the start)."""
+        return cls.between(edges, has_previous=bool(after), has_next=has_next)
+
+    @classmethod
+    def between(cls, edges: Sequence[Edge], has_previous: bool, has_next: bool) -> "PageInfo":
+        """Where a page of ``edges`` is, whichever way it was asked for."""
+        return cls(has_next_page=has_next, has_previous_page=has_previous,
+                   start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None)
 
 
-@strawberry.type(description="A page of contact ids in id order, with how many there are in all.")
+@strawberry.type(description="One contact id in a page, with its cursor.")
+class ContactIdEdge:
+    cursor: str = strawberry.field(description="Opaque position of this id.")
+    node: strawberry.ID = strawberry.field(description="The contact id.")
+
+
+@strawberry.type(description="A page of contact ids in id order, with how many there are in all (Relay connection; "
+                             "`ids` holds the same ids as `edges`).")
 class ContactIdConnection:
     total_count: int = strawberry.field(description="How many ids there are in all pages.")
     ids: list[strawberry.ID] = strawberry.field(description="The ids of this page.")
+    edges: list[ContactIdEdge] = strawberry.field(description="The ids of this page, with their cursors.")
     page_info: PageInfo = strawberry.field(description="Where this page is (`endCursor` is the last id's cursor).")
 
 

@@ -99,6 +99,11 @@ class WebhookDeliveryConnection:
     edges: list[WebhookDeliveryEdge] = strawberry.field(description="The deliveries of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page is.")
 
+    @classmethod
+    def of(cls, docs: list[dict], has_next: bool, after: str | None) -> "WebhookDeliveryConnection":
+        edges = [WebhookDeliveryEdge(cursor=webhooks.delivery_cursor(d), node=WebhookDelivery(doc=d)) for d in docs]
+        return cls(edges=edges, page_info=PageInfo.of(edges, has_next, after))
+
 
 @strawberry.type(description="Where a saved segment's changes are POSTed, signed (README, \"Webhooks\").")
 class Webhook:
@@ -147,9 +152,7 @@ class Webhook:
         ctx = request_context(info)
         docs, more = await webhooks.deliveries(ctx.db, ctx.workspace_id, self.doc["id"],
                                                in_range("first", first, 0, MAX_DELIVERIES_PAGE), after)
-        edges = [WebhookDeliveryEdge(cursor=webhooks.delivery_cursor(d), node=WebhookDelivery(doc=d)) for d in docs]
-        return WebhookDeliveryConnection(edges=edges, page_info=PageInfo(
-            has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
+        return WebhookDeliveryConnection.of(docs, more, after)
 
 
 @strawberry.type(description="A webhook with its signing secret, shown this once: store it to verify signatures.")

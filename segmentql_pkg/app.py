@@ -45,13 +45,14 @@ from segmentql.schema.scopes import ScopeCheck
 from segmentql.server import deadline, ingest, transport
 from segmentql.server.apikeys import Access
 from segmentql.server.changefeed import ChangeFeed
-from segmentql.server.database import Database
+from segmentql.server.database import Database, check_plugin_storage
 from segmentql.server.delivery import DeliverySettings, WebhookDispatcher
 from segmentql.server.errors import BadRequest
 from segmentql.server.live import LiveSegments
 from segmentql.server.settings import Settings
 
 from .auth import authenticate, refusal
+from .builder import BUILDER_ROUTES
 from .export_routes import EXPORT_ROUTES
 from .graphiql import ASSETS_URL, asset, graphiql_page
 from .observability import RequestIds, RequestMetrics, configure_logging, metrics_page
@@ -337,6 +338,7 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
     configure_logging(settings.log_format)
     if registry is None:
         registry = load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
+    check_plugin_storage(registry.storage)  # before anything is served, like the registry's own checks
     state = AppState(settings, registry)
     # One check for the app's lifetime, so its cache of validated documents
     # serves every request.
@@ -361,7 +363,7 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
-        state.db = Database(mongodb_uri, settings.database, settings.max_time_ms)
+        state.db = Database(mongodb_uri, settings.database, settings.max_time_ms, registry.storage)
         await state.db.ensure_indexes()
         await ingest.upgrade_rollups(state.db)
         await state.db.settle_logs_of_earlier_versions()
@@ -391,7 +393,7 @@ def create_app(settings: Settings, mongodb_uri: str, registry: ConditionRegistry
 
     app = Starlette(routes=[Route("/healthz", health), Route("/graphql", graphql),
                             WebSocketRoute("/graphql", graphql),
-                            Route(ASSETS_URL + "/{name}", asset), *EXPORT_ROUTES,
+                            Route(ASSETS_URL + "/{name}", asset), *EXPORT_ROUTES, *BUILDER_ROUTES,
                             *([Route("/metrics", metrics_page)] if settings.metrics else [])],
                     middleware=[Middleware(RequestIds), Middleware(
                         CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS,

@@ -15,22 +15,26 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
+from pymongo import MongoClient
+from pymongo.database import Database as SyncDatabase
 from pymongo.errors import PyMongoError
 
-from segmentql.plugins.registry import PluginError, load_registry
+from segmentql.plugins.registry import ConditionRegistry, PluginError, load_registry
 from segmentql.server import apikeys, export, fieldtypes, ingest, snapshots
-from segmentql.server.database import Database, now
+from segmentql.server.database import Database, check_plugin_storage, now
 from segmentql.server.embedded import EmbeddedServer, EmbeddedServerError
 from segmentql.server.errors import Conflict, SegmentqlError
 from segmentql.server.importer import ImportRefused, ImportReport, Progress, import_directory
 from segmentql.server.instants import as_text
 from segmentql.server.live import Cause, LiveSegments
 from segmentql.server.settings import Settings, SettingsError
+
+from . import authoring
 
 DEMO_WORKSPACE = "demo"
 T = TypeVar("T")
@@ -59,18 +63,54 @@ def live_segments(db: Database, settings: Settings) -> LiveSegments:
     return LiveSegments(db, _registry(settings), settings.write_lease_seconds)
 
 
-def run_with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``work(db)`` (a coroutine function) against the configured database."""
-    async def main(uri: str) -> T:
-        db = Database(uri, settings.database, settings.max_time_ms)
-        try:
-            await db.ensure_indexes()
-            return await work(db)
-        finally:
-            await db.close()
+@contextlib.asynccontextmanager
+async def _prepared(settings: Settings, uri: str, storage) -> AsyncIterator[Database]:
+    """The database at ``uri``, its collections and indexes made, the enabled
+    plugins' too (PluginError naming the plugin when one of theirs cannot be)."""
+    db = Database(uri, settings.database, settings.max_time_ms, storage)
+    try:
+        await db.ensure_indexes()
+        yield db
+    finally:
+        await db.close()
 
+
+def _run_at(settings: Settings, uri: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    storage = _registry(settings).storage
+
+    async def main() -> T:
+        async with _prepared(settings, uri, storage) as db:
+            return await work(db)
+    return asyncio.run(main())
+
+
+def run_with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``work(db)`` (a coroutine function) against the configured database,
+    with the enabled plugins' collections, indexes and rollups."""
     with database_uri(settings) as uri:
-        return asyncio.run(main(uri))
+        return _run_at(settings, uri, work)
+
+
+@contextlib.contextmanager
+def workspace_database(workspace: str) -> Iterator[tuple[SyncDatabase[dict[str, Any]], str]]:
+    """For a plugin's own command (e.g. one importing into its collection):
+    the database segmentql uses, found as every ``segmentql`` command finds
+    it (``MONGODB_URI`` and ``SEGMENTQL_DATABASE``, else the embedded database
+    of ``./segmentql-data``), as a pymongo ``Database`` with the enabled
+    plugins' collections and indexes made, and the id of the workspace named
+    ``workspace``, for the ``workspace_id`` of every document the plugin
+    stores. CommandError (one line to print) when there is no such workspace
+    or segmentql cannot start on that database."""
+    with contextlib.ExitStack() as stack:
+        try:
+            settings = Settings.from_env()
+            uri = stack.enter_context(database_uri(settings))
+            workspace_id = _run_at(settings, uri, lambda db: _workspace_id(db, workspace))
+        except (SettingsError, PluginError, EmbeddedServerError) as exc:
+            raise CommandError(str(exc)) from None
+        client: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True)
+        with client:
+            yield client[settings.database], workspace_id
 
 
 async def _workspace_id(db: Database, name: str) -> str:
@@ -264,10 +304,30 @@ def _registry(settings: Settings):
     return load_registry(allow=settings.plugin_allow, block=settings.plugin_block)
 
 
-def cmd_plugins(args, settings: Settings) -> None:
+def _checked(settings: Settings):
+    """The registry and its GraphQL schema: a plugin that breaks the schema,
+    or declares storage that can never be made (a collection of segmentql's
+    own, more contact indexes than plugins may have), stops the command here
+    with one line, before any database or worker process starts (a worker
+    refusing would only be started again)."""
+    from segmentql.schema import build_schema  # the schema needs the registry first
     registry = _registry(settings)
+    check_plugin_storage(registry.storage)
+    return registry, build_schema(registry)
+
+
+def _checked_registry(settings: Settings):
+    """The registry, checked as :func:`_checked` does."""
+    return _checked(settings)[0]
+
+
+def cmd_plugins(args, settings: Settings) -> None:
+    """Every known plugin, the disabled ones too (without fields: they are not
+    loaded); a plugin problem that would stop ``serve`` stops this too."""
+    registry = _checked_registry(settings)
     rows = [{"name": p.name, "version": p.version, "distribution": p.distribution, "builtin": p.builtin,
-             "fields": list(p.fields)} for p in registry.plugins]
+             "enabled": enabled, "fields": list(p.fields)}
+            for enabled, plugins in ((True, registry.plugins), (False, registry.disabled)) for p in plugins]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -275,12 +335,27 @@ def cmd_plugins(args, settings: Settings) -> None:
     for r in rows:
         origin = f"{r['distribution']} {r['version']}" if r["distribution"] else "(not from a package)"
         kind = "built-in" if r["builtin"] else "installed"
-        print(f"{r['name']:<{width}}  {kind:<9}  {origin:<24}  {', '.join(r['fields']) or '-'}")
+        fields = (", ".join(r["fields"]) or "-") if r["enabled"] else "(disabled)"
+        print(f"{r['name']:<{width}}  {kind:<9}  {origin:<24}  {fields}")
 
 
 def cmd_schema(_args, settings: Settings) -> None:
-    from segmentql.schema import build_schema  # the schema needs the registry first
-    print(build_schema(_registry(settings)).as_str())
+    print(_checked(settings)[1].as_str())
+
+
+def cmd_plugin_new(args, _settings: Settings) -> None:
+    try:
+        names = authoring.skeleton(args.name)
+    except authoring.BadName as exc:
+        raise CommandError(str(exc)) from None
+    if reason := authoring.clash(names, load_registry()):
+        raise CommandError(f"cannot name a plugin {args.name!r}: {reason}")
+    try:
+        target = authoring.write(names, Path.cwd())
+    except FileExistsError:
+        raise CommandError(f"{names.distribution} exists already; pick another name or move it away") from None
+    print(f"wrote {target}: plugin {names.plugin!r}, condition {names.field!r}. Next: cd {names.distribution} && "
+          "pip install -e '.[test]' && pytest", file=sys.stderr)
 
 
 def _exit_on_sigterm() -> None:
@@ -295,10 +370,17 @@ def _exit_on_sigterm() -> None:
 ASGI_FACTORY = "segmentql.server.app:create_app"
 
 
-def serve(settings: Settings, host: str, port: int, banner: str | None = None, workers: int = 1) -> None:
+async def _storage_made(settings: Settings, uri: str, storage) -> None:
+    async with _prepared(settings, uri, storage):
+        pass
+
+
+def serve(settings: Settings, host: str, port: int, banner: str | None = None, workers: int = 1,
+          registry: ConditionRegistry | None = None) -> None:
     """Serve the app made here, or with ``workers`` above 1 (MONGODB_URI only,
     see :func:`cmd_serve`) have uvicorn start that many worker processes, each
-    making its app with the ASGI factory, from the same environment."""
+    making its app with the ASGI factory, from the same environment.
+    ``registry``: one :func:`_checked_registry` gave already."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -306,8 +388,13 @@ def serve(settings: Settings, host: str, port: int, banner: str | None = None, w
     from .observability import configure_logging
 
     configure_logging(settings.log_format)  # uvicorn's lines too: it is given no logging config of its own
-    registry = _registry(settings)  # a plugin problem stops us before the database starts
+    registry = registry or _checked_registry(settings)  # a plugin problem stops us before the database starts
     with database_uri(settings) as uri:
+        # Plugins' storage that this database cannot take (an index there with
+        # other options, no room left for their contact indexes) stops us here
+        # too, with one line, rather than in a worker's start-up (a traceback,
+        # once per worker).
+        asyncio.run(_storage_made(settings, uri, registry.storage))
         app = create_app(settings, uri, registry) if workers == 1 else ASGI_FACTORY
         if banner:
             print(banner, flush=True)
@@ -336,6 +423,7 @@ def cmd_serve(args, settings: Settings) -> None:
 
 def cmd_demo(args, settings: Settings) -> None:
     _exit_on_sigterm()
+    registry = _checked_registry(settings)  # before minutes of generating and importing data
     dataset = settings.data_dir / f"demo-{args.contacts}"
     if not (dataset / "meta.json").exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -357,7 +445,7 @@ def cmd_demo(args, settings: Settings) -> None:
         return key
 
     key = run_with_db(settings, work)
-    serve(settings, args.host, args.port, banner=(
+    serve(settings, args.host, args.port, registry=registry, banner=(
         f"demo workspace {DEMO_WORKSPACE!r} is ready (data as of 2026-11-28T12:00:00Z). API key:\n{key}"))
 
 
@@ -472,6 +560,12 @@ def parser() -> argparse.ArgumentParser:
     plug = add("plugins", cmd_plugins, "list installed condition plugins")
     plug.add_argument("--json", action="store_true", help="as JSON")
     add("schema", cmd_schema, "print the GraphQL schema (SDL)")
+    plugin = sub.add_parser("plugin", help="write condition plugins").add_subparsers(dest="action", required=True,
+                                                                                   metavar="ACTION")
+    new = plugin.add_parser("new", help="write the package segmentql-NAME/ here: a working condition, its entry "
+                            "point and tests using the test kit")
+    new.add_argument("name", help="the plugin's name, e.g. weekend-opens (lower-case words joined by - or _)")
+    new.set_defaults(func=cmd_plugin_new)
     return top
 
 

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from segmentql.schema.errors import classify
+from segmentql.schema.errors import classify, operation_errors
 from segmentql.server import metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -161,7 +161,7 @@ class RequestMetrics(SchemaExtension):
             kind = context.operation_type.value
         except RuntimeError:  # a document that could not be read
             kind = "unknown"
-        errors = context.result.errors if context.result else context.pre_execution_errors
+        errors = operation_errors(context)
         outcome = classify(errors[0])[0]["code"] if errors else "ok"
         metrics.REQUESTS.labels(kind, outcome).inc()
         if kind != OperationType.SUBSCRIPTION.value:

@@ -1,5 +1,7 @@
 """A test kit for condition plugin authors (a pytest plugin, loaded
-automatically once segmentql is installed).
+automatically once segmentql is installed; ``pip install 'segmentql[testkit]'``
+brings what it needs besides segmentql: pytest, and httpx2 for
+starlette's TestClient).
 
 The ``segmentql`` fixture gives each test a real service: the embedded
 database (started once per test session), the app with every installed
@@ -7,7 +9,7 @@ plugin (your package's entry point included) plus any listed in the
 ``segmentql_plugins`` fixture, and a fresh workspace::
 
     def test_my_condition(segmentql):
-        segmentql.import_generated(contacts=200, seed=3)
+        segmentql.import_generated()
         ids = segmentql.members({"myCondition": {"in": ["x"]}})
         assert ids == [...]
 
@@ -16,6 +18,23 @@ Override ``segmentql_plugins`` to test a plugin object that is not installed::
     @pytest.fixture
     def segmentql_plugins():
         return [("mine", my_plugin_module)]
+
+The data set. ``import_generated()`` imports a realistic data set made by
+segmentql's generator (``segmentql.server.datagen``, the one ``segmentql demo``
+uses) from :data:`SEED` (or its ``seed``); the same arguments always give the
+same data, so a test may assert exact members:
+
+- as of :data:`AS_OF` (2026-11-28T12:00:00Z): every event lies before it, and
+  ``members()`` evaluates rules as of it unless given another ``as_of``;
+- :data:`CONTACTS` contacts by default, ids ``c0000000``, ``c0000001``, ...,
+  emails ``user<i>@example.com``/``.org``/``.io``, with country, time zone,
+  tags and lead score mostly set;
+- :data:`CAMPAIGNS` campaigns (``cmp001`` ...), sent up to about 400 days
+  before AS_OF, and their SENT, OPEN (with device), CLICK (with url) and
+  CONVERSION events;
+- the custom fields :data:`DECLARED_FIELDS` (key -> type) declared in the
+  workspace, each set on some of the contacts (a DATE field may hold a date
+  or an instant).
 """
 
 import itertools
@@ -28,7 +47,16 @@ from pathlib import Path
 import pytest
 
 _workspaces = itertools.count()
+# The generated data set (see the module docstring); tests/test_plugin_authoring.py
+# checks each of these against an imported one.
 AS_OF = "2026-11-28T12:00:00Z"
+CONTACTS = 200
+SEED = 7
+CAMPAIGNS = 40
+DECLARED_FIELDS = {
+    "customer_ltv": "NUMBER", "total_revenue": "NUMBER", "lifetime_opens": "NUMBER", "interests": "MULTI_SELECT",
+    "bounced": "BOOLEAN", "plan": "TEXT", "trial_end_date": "DATE", "signup_date": "DATE",
+}
 PREVIEW = """query($rule: RuleInput!, $asOf: DateTime, $after: String) {
   segmentPreview(rule: $rule, asOf: $asOf) { count
     contacts(first: 1000, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } } }"""
@@ -80,11 +108,12 @@ class SegmentqlHarness:
                                        state.settings.ingest_batch_size, Progress(quiet=True))
         assert not report.problems, report.problems[:5]
 
-    def import_generated(self, contacts: int = 200, seed: int = 7) -> Path:
-        """Generate a realistic data set (segmentql's datagen) and import it; returns its directory."""
+    def import_generated(self, contacts: int = CONTACTS, seed: int = SEED) -> Path:
+        """Generate the kit's data set (see the module docstring) and import it; returns its directory."""
         directory = Path(tempfile.mkdtemp(prefix="segmentql-data-"))
         subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(directory), "--contacts",
-                        str(contacts), "--seed", str(seed)], check=True, capture_output=True)
+                        str(contacts), "--seed", str(seed), "--campaigns", str(CAMPAIGNS), "--as-of", AS_OF],
+                       check=True, capture_output=True)
         self.import_directory(directory)
         return directory
 

@@ -12,7 +12,10 @@ and pyproject.toml's import contract lets exactly this import through
 (``ignore_imports``). Nothing else in ``segmentql.server`` may.
 """
 
+import sys
 from typing import TYPE_CHECKING
+
+from uvicorn.config import STARTUP_FAILURE
 
 from segmentql.plugins.registry import PluginError
 
@@ -28,7 +31,9 @@ def create_app() -> "Starlette":
     ``MONGODB_URI`` is required: workers are separate processes a process
     manager starts, stops and restarts, while the embedded database is a child
     that ``segmentql serve`` starts for its one process and stops when it ends.
-    A bad setting or plugin ends the worker with one line, not a traceback.
+    A bad setting or plugin ends the worker with one line, not a traceback,
+    and uvicorn's STARTUP_FAILURE status: its supervisor then stops instead of
+    starting the worker again and again (every start would fail alike).
     """
     from segmentql.app import create_app as app_of  # the top layer: see the module's docstring
 
@@ -39,4 +44,5 @@ def create_app() -> "Starlette":
                                 "without it, run `segmentql serve` (one process with the embedded database)")
         return app_of(settings, settings.mongodb_uri)  # which configures the logs first
     except (SettingsError, PluginError) as exc:
-        raise SystemExit(f"segmentql: {exc}") from None
+        print(f"segmentql: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(STARTUP_FAILURE) from None

@@ -10,16 +10,24 @@ a query document and joins them with ``$and`` / ``$or`` / ``$nor``, so the
 whole tree is one ``$match``. Clauses that need ``$expr`` (evaluated per
 document) go into a second ``$match`` after the index-friendly ones.
 
+A condition may also contribute stages (``$lookup`` on a collection its
+plugin declares, ``$addFields``, ``$set``) that add fields the ``$match``
+reads. Each node's fields live under its own namespace (``_sq.n<node>``), so
+conditions never collide; the stages run after the clauses that need none of
+these fields, and the namespace is projected away before documents leave.
+
 :func:`compile_rule_for` is the one way a rule becomes a :class:`CompiledRule`
 (previews, saved segments, snapshots, splits, analytics, explanations,
 ``record-sizes``), and :func:`check` the one way a rule to save is checked.
 """
 
+import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from bson import json_util
 
@@ -27,10 +35,16 @@ from segmentql.plugins.api import ALWAYS, NEVER, CompileContext, Node, Observati
 from segmentql.plugins.registry import GROUPS, ConditionRegistry, RegisteredCondition
 
 from . import fieldtypes, instants
+from .coercion import coerced_rule
 from .database import INDEXED_CONTACT_FIELDS, Workspace, now
-from .errors import BadArgument, ConditionFailed, InvalidRule
+from .errors import BadArgument, ConditionFailed, InvalidRule, child_path
 
 FORBIDDEN_OPERATORS = frozenset({"$where", "$function", "$accumulator", "$out", "$merge"})
+# Where the fields a node's stages add live: ``_sq.n<node>.<name>`` (see CompileContext.stage_field).
+STAGE_NAMESPACE = "_sq"
+STAGE_KINDS = ("$lookup", "$addFields", "$set")
+LOOKUP_KEYS = ("from", "localField", "foreignField", "as")
+STAGE_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 CONTACTS_COLLECTION = "contacts"
 PAGE_PROJECTION = {"_id": 0, "stats.activity": 0, "stats.eventDays": 0}  # what Contact.stats shows
 PAGE_PROJECTION_WITHOUT_STATS = {"_id": 0, "stats": 0}
@@ -51,30 +65,35 @@ class RuleLimits:
     max_string: int = 1000
 
 
-def _child(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
 def _check_values(value: object, path: str, limits: RuleLimits) -> None:
-    """Empty lists anywhere are refused, and long lists and strings."""
-    if isinstance(value, list):
-        if not value:
-            raise InvalidRule(path, "an empty list is not allowed")
-        if len(value) > limits.max_list:
-            raise InvalidRule(path, f"a list may hold at most {limits.max_list} items")
-        for item in value:
-            _check_values(item, path, limits)
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _check_values(item, _child(path, str(key)), limits)
-    elif isinstance(value, str) and len(value) > limits.max_string:
-        raise InvalidRule(path, f"text may be at most {limits.max_string} characters")
+    """Empty lists anywhere are refused, and long lists and strings, and
+    values nested deeper than a rule may be (a ``JSON`` value holds whatever
+    its sender nested: refused here, before a plugin walks it). Iterative."""
+    stack: list[tuple[object, str, int]] = [(value, path, 0)]
+    while stack:
+        item, here, depth = stack.pop()
+        if depth > limits.max_depth:
+            raise InvalidRule(here, f"a value may be nested at most {limits.max_depth} levels deep")
+        if isinstance(item, list):
+            if not item:
+                raise InvalidRule(here, "an empty list is not allowed")
+            if len(item) > limits.max_list:
+                raise InvalidRule(here, f"a list may hold at most {limits.max_list} items")
+            stack.extend((v, here, depth + 1) for v in reversed(item))
+        elif isinstance(item, Mapping):
+            stack.extend((v, child_path(here, str(k)), depth + 1) for k, v in reversed(list(item.items())))
+        elif isinstance(item, str) and len(item) > limits.max_string:
+            raise InvalidRule(here, f"text may be at most {limits.max_string} characters")
+
+
+# What a node without exactly one key is told (GraphQL's own refusal of one says the same: schema/rule_errors.py).
+ONE_KEY = "a rule must have exactly one of `all`, `any`, `not` or a condition"
 
 
 def _parts(node: object, path: str, registry: ConditionRegistry) -> tuple[str, object]:
     """The node's one key (a group or a registered condition) and its value."""
     if not isinstance(node, Mapping) or len(node) != 1:
-        raise InvalidRule(path, "a rule must have exactly one of `all`, `any`, `not` or a condition")
+        raise InvalidRule(path, ONE_KEY)
     ((kind, value),) = node.items()
     if not isinstance(kind, str) or (kind not in GROUPS and kind not in registry):
         raise InvalidRule(path, f"unknown condition {kind!r}")
@@ -96,7 +115,7 @@ def validate_rule(rule: object, registry: ConditionRegistry, ctx: ValidationCont
         if depth > limits.max_depth:
             raise InvalidRule(path, f"a rule may be nested at most {limits.max_depth} levels deep")
         kind, value = _parts(node, path, registry)
-        here = _child(path, kind)
+        here = child_path(path, kind)
         if kind == "not":
             stack.append((value, here, depth + 1))
         elif kind in ("all", "any"):
@@ -104,7 +123,7 @@ def validate_rule(rule: object, registry: ConditionRegistry, ctx: ValidationCont
                 raise InvalidRule(here, f"`{kind}` needs at least one rule")
             if len(value) > limits.max_list:
                 raise InvalidRule(here, f"a group may hold at most {limits.max_list} rules")
-            stack.extend((child, f"{here}[{i}]", depth + 1) for i, child in reversed(list(enumerate(value))))
+            stack.extend((child, child_path(here, i), depth + 1) for i, child in reversed(list(enumerate(value))))
         else:
             if not isinstance(value, Mapping):
                 raise InvalidRule(here, "a condition must be an object")
@@ -168,6 +187,7 @@ class CompiledNode:
     query: Query
     observations: tuple[Observation, ...] = ()
     plugin: str | None = None  # the condition's plugin; None for a group
+    stages: tuple[Query, ...] = ()  # its stages, fields namespaced; $lookup not yet scoped to a workspace
 
 
 def compile_rule(rule: Rule, registry: ConditionRegistry, ctx: CompileContext, path: str = "",
@@ -175,26 +195,30 @@ def compile_rule(rule: Rule, registry: ConditionRegistry, ctx: CompileContext, p
     """The query document selecting exactly the contacts the (valid) rule
     selects. With ``nodes``, every node's own query is collected there too
     (pre-order), so per-node answers come from the very queries that decide
-    membership; with ``observe`` as well, each condition node also carries
-    the values its plugin observes (for explanations)."""
+    membership, with its stages; with ``observe`` as well, each condition
+    node also carries the values its plugin observes (for explanations)."""
     (kind,) = rule
     value = rule[kind]
-    here = _child(path, kind)
-    position = len(nodes) if nodes is not None else 0
+    here = child_path(path, kind)
+    nodes = [] if nodes is None else nodes  # numbers the nodes (pre-order), hence their namespaces
+    position = len(nodes)
+    nodes.append(CompiledNode(here, kind, {}))  # holds the place of this node before its children
     observations: tuple[Observation, ...] = ()
     plugin = None
+    stages: tuple[Query, ...] = ()
     if kind == "not":
         query = _not(compile_rule(value, registry, ctx, here, nodes, observe))
     elif kind in GROUPS:
-        children = [compile_rule(c, registry, ctx, f"{here}[{i}]", nodes, observe) for i, c in enumerate(value)]
+        children = [compile_rule(c, registry, ctx, child_path(here, i), nodes, observe) for i, c in enumerate(value)]
         query = _and(children) if kind == "all" else _or(children)
     else:
         entry = registry[kind]
+        ctx = dataclasses.replace(ctx, stage_namespace=f"{STAGE_NAMESPACE}.n{position}")
+        stages = _stages(entry, here, value, ctx, registry)
         query = _call_plugin(entry, here, "compile", value, ctx, dict)
         observations = _observations(entry, here, value, ctx) if observe else ()
         plugin = entry.plugin
-    if nodes is not None:
-        nodes.insert(position, CompiledNode(here, kind, query, observations, plugin))
+    nodes[position] = CompiledNode(here, kind, query, observations, plugin, stages)
     return query
 
 
@@ -222,7 +246,7 @@ def _call_plugin(entry: RegisteredCondition, here: str, hook: str, value: Node, 
     operators = _operators(result)
     forbidden = operators & FORBIDDEN_OPERATORS
     if forbidden:
-        what = "" if hook == "compile" else "an observation with "
+        what = {"compile": "", "observe": "an observation with ", "stages": "a stage with "}[hook]
         raise ConditionFailed(here, entry.plugin, f"returned {what}{', '.join(sorted(forbidden))}, "
                                                   "which no condition may use")
     misplaced = _misplaced_expr(result) if isinstance(result, dict) and "$expr" in operators else None
@@ -267,6 +291,64 @@ def _expr_holder(value: object, key: str) -> str | None:
         elif isinstance(item, list):
             stack.extend((sub, holder) for sub in item)
     return None
+
+
+def _stages(entry: RegisteredCondition, here: str, value: Node, ctx: CompileContext,
+            registry: ConditionRegistry) -> tuple[Query, ...]:
+    """The condition's stages, checked, with the fields they add moved under
+    the node's namespace (``ctx.stage_namespace``)."""
+    if entry.condition.stages is None:
+        return ()
+    found = _call_plugin(entry, here, "stages", value, ctx, list)
+    return tuple(_stage(stage, here, entry.plugin, ctx, registry) for stage in found)
+
+
+def _stage(stage: object, here: str, plugin: str, ctx: CompileContext, registry: ConditionRegistry) -> Query:
+    """One stage a condition may contribute, namespaced; ConditionFailed
+    naming the stage (or collection) otherwise. Anything else could read
+    other workspaces' data or reshape the contacts the ``$match`` decides on."""
+    if not isinstance(stage, dict) or len(stage) != 1:
+        raise ConditionFailed(here, plugin, "returned a stage that is not a document of one stage")
+    ((kind, spec),) = stage.items()
+    if kind not in STAGE_KINDS:
+        raise ConditionFailed(here, plugin, f"returned a {kind} stage; a condition's stages may be only "
+                                            f"{', '.join(STAGE_KINDS)}")
+    if not isinstance(spec, dict) or not spec:
+        raise ConditionFailed(here, plugin, f"returned a {kind} stage that is not a non-empty document")
+
+    def own(name: object) -> str:
+        if not isinstance(name, str) or not STAGE_FIELD_NAME.match(name):
+            raise ConditionFailed(here, plugin, f"returned a {kind} stage adding the field {name!r}; stages add "
+                                                "plain names (letters, digits, _), read as ctx.stage_field(name)")
+        return ctx.stage_field(name)
+
+    if kind != "$lookup":
+        return {kind: {own(name): expression for name, expression in spec.items()}}
+    if set(spec) != set(LOOKUP_KEYS) or not all(isinstance(v, str) and v and v[0] != "$" for v in spec.values()):
+        raise ConditionFailed(here, plugin, f"returned a $lookup stage that is not {{{', '.join(LOOKUP_KEYS)}}} "
+                                            "with field paths and a collection name")
+    declared = registry.collections.get(spec["from"])
+    if declared is None or declared.plugin != plugin:
+        raise ConditionFailed(here, plugin, f"returned a $lookup on the collection {spec['from']!r}, "
+                                            f"which plugin {plugin!r} does not declare")
+    return {"$lookup": {**spec, "as": own(spec["as"])}}
+
+
+def _reads_stage_fields(clause: object) -> bool:
+    """Whether ``clause`` may read a field some stage adds: a key or a string
+    naming the namespace (a user value that merely looks like one only moves
+    its clause after the stages)."""
+    stack = [clause]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+            stack.extend(item.keys())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, str) and STAGE_NAMESPACE in item.split("$")[-1].split("."):
+            return True
+    return False
 
 
 def _observations(entry: RegisteredCondition, here: str, value: Node, ctx: CompileContext) -> tuple[Observation, ...]:
@@ -350,21 +432,42 @@ class CompiledRule:
     nodes: tuple[CompiledNode, ...] = ()
     indexed: tuple[str, ...] = INDEXED_CONTACT_FIELDS
 
+    def _scoped(self, stages: Sequence[Query]) -> Pipeline:
+        """``stages`` with each ``$lookup`` reading the workspace's documents only."""
+        scope = [{"$match": {"workspace_id": self.workspace_id}}]
+        return [{"$lookup": {**stage["$lookup"], "pipeline": scope}} if "$lookup" in stage else stage
+                for stage in stages]
+
+    @property
+    def stages(self) -> Pipeline:
+        """Every condition node's stages, in the order of the nodes, ``$lookup`` scoped to the workspace."""
+        return self._scoped([stage for node in self.nodes for stage in node.stages])
+
     def _per_node(self, first_match: Query) -> Pipeline:
-        """One pass: each node's query counted in a ``$facet`` branch (keys n0, n1, ...)."""
-        return [{"$match": first_match},
+        """One pass: each node's query counted in a ``$facet`` branch (keys
+        n0, n1, ...), after every node's stages. Only counts and observed
+        values leave, so the stages' fields need no projecting away."""
+        return [{"$match": first_match}, *self.stages,
                 {"$facet": {f"n{i}": [{"$match": node.query}, {"$count": "count"}]
                             for i, node in enumerate(self.nodes)}}]
 
-    def probe_pipeline(self, nodes: Sequence[CompiledNode]) -> Pipeline:
-        """``nodes``' own queries on one contact of the workspace, each in a
-        ``$facet`` branch: cheap whatever the rule, yet it fails as the whole
-        pipeline did when one of these queries is what the database refuses.
-        mongod parses every stage before reading anything; the embedded
-        server meets a bad operator only on a document it evaluates, hence
-        the one contact rather than none."""
-        return [{"$match": {"workspace_id": self.workspace_id}}, {"$limit": 1},
-                {"$facet": {f"n{i}": [{"$match": node.query}] for i, node in enumerate(nodes)}}]
+    def probe_pipeline(self, nodes: Sequence[CompiledNode], queries: bool = True,
+                       observations: bool = True) -> Pipeline:
+        """``nodes``' own stages, queries and observed values (without
+        ``queries`` or ``observations``: not those) on one contact of the
+        workspace, each in a ``$facet`` branch: cheap whatever the rule, yet
+        it fails as the whole pipeline did when one of these is what the
+        database refuses. mongod parses every stage before reading anything;
+        the embedded server meets a bad operator only on a document it
+        evaluates, hence the one contact rather than none."""
+        branches: dict[str, Pipeline] = {}
+        for i, node in enumerate(nodes):
+            stages = self._scoped(node.stages)
+            branches[f"n{i}"] = [*stages, *([{"$match": node.query}] if queries else [])]
+            if observations and node.observations:
+                branches[f"o{i}"] = [*stages, {"$project": {
+                    "_id": 0, **{f"v{j}": observation.value for j, observation in enumerate(node.observations)}}}]
+        return [{"$match": {"workspace_id": self.workspace_id}}, {"$limit": 1}, {"$facet": branches}]
 
     def breakdown_pipeline(self) -> Pipeline:
         return self._per_node({"workspace_id": self.workspace_id})
@@ -380,13 +483,22 @@ class CompiledRule:
         return pipeline
 
     def _match_stages(self, extra: Query | None = None) -> Pipeline:
+        """The members: what needs no stage's field first (index-friendly
+        clauses, then ``$expr``), so stages run on as few contacts as
+        possible; then the stages, the clauses reading their fields, and the
+        namespace projected away."""
+        staged = self.stages
         clauses = _conjuncts(self.query)  # so a condition's $expr clause leaves its group's plain ones in front
+        later = [c for c in clauses if staged and _reads_stage_fields(c)]
+        clauses = [c for c in clauses if c not in later]
         plain = [c for c in clauses if "$expr" not in _operators(c)]
         costly = [c for c in clauses if "$expr" in _operators(c)]
         first = _merge_fields(_and([{"workspace_id": self.workspace_id}, *([extra] if extra else []), *plain]))
         stages = [{"$match": part} for part in _index_first(first, self.indexed)]
         if costly:
             stages.append({"$match": _and(costly)})
+        if staged:
+            stages += [*staged, *([{"$match": _and(later)}] if later else []), {"$project": {STAGE_NAMESPACE: 0}}]
         return stages
 
     def members_then(self, *stages: Query) -> Pipeline:
@@ -430,10 +542,14 @@ def effective_as_of(as_of: dt.datetime | None) -> dt.datetime:
         raise BadArgument(str(exc)) from None
 
 
-def check(registry: ConditionRegistry, workspace: Workspace, rule: Rule) -> None:
+def check(registry: ConditionRegistry, workspace: Workspace, rule: Rule) -> Rule:
     """InvalidRule (or ConditionFailed) unless ``rule`` is well formed for the
-    workspace's declared custom fields: all that saving a rule needs."""
-    validate_rule(rule, registry, ValidationContext(custom_fields=workspace.custom_fields, coerce=fieldtypes.coerce))
+    workspace's declared custom fields: all that saving a rule needs. Returns
+    it as its plugins take it (input defaults added: :func:`coerced_rule`),
+    the form to compile; a saved rule stays as it was sent."""
+    coerced = coerced_rule(rule, registry)
+    validate_rule(coerced, registry, ValidationContext(custom_fields=workspace.custom_fields, coerce=fieldtypes.coerce))
+    return cast(Rule, coerced)  # validated: a rule
 
 
 def compile_rule_for(registry: ConditionRegistry, workspace: Workspace, rule: Rule,
@@ -445,7 +561,7 @@ def compile_rule_for(registry: ConditionRegistry, workspace: Workspace, rule: Ru
     Everything it needs comes with ``workspace`` (declared custom fields, the
     day of the newest event, the indexed paths), which a request has from the
     read that checked its key: no database, nothing to wait for."""
-    check(registry, workspace, rule)
+    rule = check(registry, workspace, rule)
     at = effective_as_of(as_of)
     context = CompileContext(as_of=at, custom_fields=workspace.custom_fields, coerce=fieldtypes.coerce,
                              newest_event_day=workspace.newest_event_day)

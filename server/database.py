@@ -23,9 +23,11 @@ from bson import ObjectId
 from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError, OperationFailure
 
 from segmentql.plugins.contact import UTC
+from segmentql.plugins.registry import PluginError
+from segmentql.plugins.storage import NO_STORAGE, Index, RegisteredIndex, Storage
 
 from . import deadline, metrics, paths
 from .errors import Conflict, LimitExceeded, NotFound
@@ -105,6 +107,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 # Member ids read, and changes written, per round trip.
 MEMBER_BATCH = 1000
+# Every collection of segmentql's own: a plugin may declare none of these.
+CORE_COLLECTIONS = frozenset(INDEXES) | {"write_leases"}
 
 # Contact fields with an index led by workspace_id, in the order the compiler
 # prefers them for the leading $match (most selective kinds of rule first).
@@ -114,6 +118,12 @@ INDEXED_CONTACT_FIELDS = ("leadScore", "stats.clicks", "stats.lastActivityAt", "
 # (partial), within these budgets: MongoDB allows 64 indexes per collection.
 MAX_INDEXED_PATHS_PER_WORKSPACE = 8
 MAX_CONTACT_INDEXES = 64
+# Plugins' contact-field indexes (segmentql_register_indexes), all plugins
+# together: they come out of the same 64, and custom fields keep the rest.
+MAX_PLUGIN_CONTACT_INDEXES = 16
+PLUGIN_INDEX_PREFIX = "plugin:"
+INDEX_CONFLICTS = (85, 86)  # IndexOptionsConflict, IndexKeySpecsConflict
+NAMESPACE_EXISTS = 48
 # The shard keys README recommends: a tenant's contacts spread over every
 # shard (hashed ``_id``), yet each command names its workspace and document
 # keys, so it goes only where they live. Events are kept with their contact
@@ -158,6 +168,37 @@ def _decoded(batch: list[RawBSONDocument], codec_options: CodecOptions) -> list[
 def custom_index_name(workspace_id: str, path: str) -> str:
     """Name of a workspace's own index on a custom-field path."""
     return f"custom:{workspace_id}:{path}"
+
+
+def plugin_index_name(registered: RegisteredIndex) -> str:
+    """Name of a plugins' contact index: its keys alone (plugins asking for the
+    same keys share it, whichever of them are enabled), marked so it is never
+    taken for a custom field's (those are per workspace) nor dropped as one."""
+    return PLUGIN_INDEX_PREFIX + "_".join(f"{path}_{d}" for path, d in registered.index.keys)
+
+
+def _plugins_of(indexes: Iterable[RegisteredIndex]) -> str:
+    return ", ".join(sorted({repr(p) for r in indexes for p in r.plugins}))
+
+
+def _index_model(index: Index, **options) -> IndexModel:
+    return IndexModel(list(index.keys), unique=index.unique, **options)
+
+
+def check_plugin_storage(storage: Storage) -> None:
+    """PluginError naming the plugin when what plugins declare cannot be
+    created: a collection named like one of segmentql's own (the plugins
+    layer cannot know their names), or contact indexes past the plugins'
+    share of the budget."""
+    for name, registered in storage.collections.items():
+        if name in CORE_COLLECTIONS:
+            raise PluginError(f"plugin {registered.plugin!r} registers the collection {name!r}, which is one of "
+                              "segmentql's own; choose another name")
+    if len(storage.contact_indexes) > MAX_PLUGIN_CONTACT_INDEXES:
+        over = storage.contact_indexes[MAX_PLUGIN_CONTACT_INDEXES]
+        raise PluginError(f"plugin {over.plugins[0]!r} asks for a contact index past the "
+                          f"{MAX_PLUGIN_CONTACT_INDEXES} that plugins may have together ({over.index.keys!r}); disable "
+                          "a plugin or ask for fewer")
 
 
 def doc_key(workspace_id: str, item_id: str) -> str:
@@ -237,9 +278,12 @@ class Workspace:
 
 
 class Database:
-    """Typed access to segmentql's collections in one MongoDB database."""
+    """Typed access to segmentql's collections in one MongoDB database, and
+    to those the enabled plugins declare (``storage``, checked here)."""
 
-    def __init__(self, uri: str, name: str, max_time_ms: int):
+    def __init__(self, uri: str, name: str, max_time_ms: int, storage: Storage = NO_STORAGE):
+        check_plugin_storage(storage)
+        self.storage = storage
         self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="segmentql")
         self.db = self.client[name]
@@ -275,6 +319,8 @@ class Database:
             await self.db[collection].create_indexes(models)
         await self._ensure_shard_key_indexes()
         await self._drop_shared_custom_indexes()
+        await self._ensure_plugin_collections()
+        await self._ensure_plugin_contact_indexes()
         await self._move_legacy_keys()
         async for doc in self.db.workspaces.find({}, {"fields": 1}):
             for key, spec in sorted((doc.get("fields") or {}).items()):
@@ -302,9 +348,57 @@ class Database:
         others used; they are per workspace now (partial), and the shared
         ones of earlier versions are dropped."""
         async for spec in await self.db.contacts.list_indexes():
-            if "partialFilterExpression" not in spec and any(
+            if "partialFilterExpression" not in spec and not spec["name"].startswith(PLUGIN_INDEX_PREFIX) and any(
                     path.startswith(("custom.", "dateParts.")) for path in spec["key"]):
                 await self.db.contacts.drop_index(spec["name"])
+
+    async def _ensure_plugin_collections(self) -> None:
+        """Create the plugins' collections and their indexes (idempotent, and
+        safe when several processes start at once)."""
+        for name, registered in self.storage.collections.items():
+            try:
+                await self.db.create_collection(name)
+            except CollectionInvalid:
+                pass  # exists already
+            except OperationFailure as exc:
+                if exc.code != NAMESPACE_EXISTS:  # created by another process meanwhile
+                    raise
+            if not registered.collection.indexes:
+                continue
+            try:
+                await self.db[name].create_indexes([_index_model(i) for i in registered.collection.indexes])
+            except OperationFailure as exc:
+                if exc.code not in INDEX_CONFLICTS:
+                    raise
+                raise PluginError(f"plugin {registered.plugin!r}: an index of its collection {name!r} exists with "
+                                  f"other options; drop it to have it made again: {(exc.details or {}).get('errmsg')}"
+                                  ) from None
+
+    async def _ensure_plugin_contact_indexes(self) -> None:
+        """Create the plugins' contact-field indexes, counted with every other
+        contacts index against MAX_CONTACT_INDEXES: plugins asking past what
+        the collection has left stop start-up, named. An index is there when
+        one on the same keys (for every workspace: not partial) is, whatever
+        its name: another version or process may have made it."""
+        if not self.storage.contact_indexes:
+            return
+        specs = [spec async for spec in await self.db.contacts.list_indexes()]
+        present = {tuple(spec["key"].items()) for spec in specs if "partialFilterExpression" not in spec}
+        missing = [r for r in self.storage.contact_indexes if tuple(r.index.keys) not in present]
+        if len(specs) + len(missing) > MAX_CONTACT_INDEXES:
+            raise PluginError(f"plugin(s) {_plugins_of(missing)} ask for {len(missing)} contact index(es), but the "
+                              f"contacts collection has {len(specs)} of the {MAX_CONTACT_INDEXES} MongoDB allows; "
+                              "disable the plugin, or drop indexed custom fields")
+        try:
+            if missing:
+                await self.db.contacts.create_indexes(
+                    [_index_model(r.index, name=plugin_index_name(r)) for r in missing])
+        except OperationFailure as exc:
+            if exc.code not in INDEX_CONFLICTS:
+                raise
+            raise PluginError(f"plugin(s) {_plugins_of(missing)}: a contact index they ask for conflicts with one the "
+                              f"contacts collection has; drop that one to have it made again: "
+                              f"{(exc.details or {}).get('errmsg')}") from None
 
     async def ensure_custom_field_indexes(self, workspace_id: str, key: str, field_type: str,
                                           check_only: bool = False) -> None:
@@ -338,7 +432,8 @@ class Database:
     async def create_workspace(self, name: str) -> tuple[dict, str]:
         """A new workspace and the secret of its first key (ADMIN, named "default")."""
         workspace_id = str(ObjectId())
-        doc = {"_id": workspace_id, "name": name, "createdAt": now(), "rollupLayout": ROLLUP_LAYOUT, "settledSeq": 0}
+        doc = {"_id": workspace_id, "name": name, "createdAt": now(), "rollupLayout": ROLLUP_LAYOUT, "settledSeq": 0,
+               "pluginRollups": self._plugin_rollup_paths()}
         try:
             await self.db.workspaces.insert_one(doc)
         except DuplicateKeyError:
@@ -353,14 +448,30 @@ class Database:
         """Remember which generated data set ``segmentql demo`` imported, so a restart skips it."""
         await self.db.workspaces.update_one({"_id": workspace_id}, {"$set": {"demoDataset": name}})
 
+    def _plugin_rollup_paths(self) -> list[str]:
+        return [r.path for r in self.storage.rollups]
+
     async def workspaces_with_old_rollups(self) -> list[dict]:
         """Workspaces whose contacts' rollups may predate the current layout
         (those made before the layout was recorded have none)."""
         return await self.db.workspaces.find({"rollupLayout": {"$ne": ROLLUP_LAYOUT}}, {"name": 1}).to_list()
 
+    async def workspaces_lacking_plugin_rollups(self) -> list[tuple[str, list[str]]]:
+        """(name, paths) of the workspaces whose contacts lack the values of
+        enabled plugins' rollups (installed since their last rebuild)."""
+        paths = self._plugin_rollup_paths()
+        if not paths:
+            return []
+        found = self.db.workspaces.find({"$or": [{"pluginRollups": {"$ne": path}} for path in paths]},
+                                        {"name": 1, "pluginRollups": 1})
+        return [(doc["name"], [p for p in paths if p not in (doc.get("pluginRollups") or [])]) async for doc in found]
+
     async def note_rollup_layout(self, workspace_id: str) -> None:
-        """Every contact of the workspace has rollups of the current layout."""
-        await self.db.workspaces.update_one({"_id": workspace_id}, {"$set": {"rollupLayout": ROLLUP_LAYOUT}})
+        """Every contact of the workspace has rollups of the current layout,
+        and of the enabled plugins (those of other processes' plugins stay noted)."""
+        await self.db.workspaces.update_one({"_id": workspace_id}, {
+            "$set": {"rollupLayout": ROLLUP_LAYOUT},
+            "$addToSet": {"pluginRollups": {"$each": self._plugin_rollup_paths()}}})
 
     async def note_event_day(self, workspace_id: str, day: int) -> None:
         """Remember the newest UTC day that any stored event of the workspace falls on."""
@@ -595,12 +706,16 @@ class Database:
     async def all_contact_ids(self, workspace_id: str) -> list[str]:
         return [c["id"] async for c in self.db.contacts.find({"workspace_id": workspace_id}, {"id": 1})]
 
-    async def write_stats(self, workspace_id: str, updates: Sequence[tuple[str, str | None, dict]]) -> None:
+    async def write_stats(self, workspace_id: str,
+                          updates: Sequence[tuple[str, str | None, dict, Mapping[str, object]]]) -> None:
         """Store recomputed rollups. Each update is (contact id, the timezone the
-        rollup was computed in, stats). A write only lands when the contact still
-        has that timezone and no more events than the rollup counted: events are
-        only ever added, so a rollup computed from fewer events is stale and must
-        not overwrite a newer one written by a concurrent batch."""
+        rollup was computed in, stats, plugins' rollup values by path, None
+        removing one). A write only lands when the contact still has that
+        timezone and no more events than the rollup counted: events are only
+        ever added, so a rollup computed from fewer events is stale and must not
+        overwrite a newer one written by a concurrent batch. The plugins'
+        values are under the same guard, in the same update: each path is set
+        alone, never the contact read and written back."""
         if not updates:
             return
         # The guard lives in an update pipeline rather than in the filter so
@@ -608,12 +723,18 @@ class Database:
         # milliseconds to encode: that is done in a worker thread too.
         codec = self.db.codec_options
 
+        def guarded(tz: str | None, stats: dict, values: Mapping[str, object]) -> dict:
+            guard = {"$and": [{"$eq": [{"$ifNull": ["$timezone", None]}, {"$literal": tz}]},
+                              {"$lte": ["$stats.events", {"$literal": stats["events"]}]}]}
+            return {path: {"$cond": [guard, new, "$" + path]} for path, new in {
+                "stats": {"$literal": RawBSONDocument(bson.encode(stats, codec_options=codec))},
+                **{path: "$$REMOVE" if value is None else {"$literal": value} for path, value in values.items()},
+            }.items()}
+
         def operations() -> list[UpdateOne]:
-            return [UpdateOne(self._by_keys(workspace_id, [doc_key(workspace_id, cid)]), [{"$set": {"stats": {"$cond": [
-                {"$and": [{"$eq": [{"$ifNull": ["$timezone", None]}, {"$literal": tz}]},
-                          {"$lte": ["$stats.events", {"$literal": stats["events"]}]}]},
-                {"$literal": RawBSONDocument(bson.encode(stats, codec_options=codec))}, "$stats"]}}}])
-                for cid, tz, stats in updates]
+            return [UpdateOne(self._by_keys(workspace_id, [doc_key(workspace_id, cid)]),
+                              [{"$set": guarded(tz, stats, values)}])
+                    for cid, tz, stats, values in updates]
         await self.db.contacts.bulk_write(await asyncio.to_thread(operations), ordered=False)
 
     # -- campaigns --------------------------------------------------------
@@ -1008,15 +1129,23 @@ class Database:
                                            "$unset": {"membership.asOf": ""}})
 
     async def changes_page(self, workspace_id: str, segment_ids: Sequence[str] | None, after_seq: int, limit: int,
-                           upto_seq: int | None = None) -> list[dict]:
-        """Logged changes after position ``after_seq`` (and up to ``upto_seq``),
-        in log order, of these segments (or of all)."""
-        positions = {"$gt": after_seq} if upto_seq is None else {"$gt": after_seq, "$lte": upto_seq}
+                           upto_seq: int | None = None, before_seq: int | None = None, newest: bool = False
+                           ) -> list[dict]:
+        """Logged changes after position ``after_seq`` (and up to ``upto_seq``,
+        before ``before_seq``) of these segments (or of all): the oldest
+        ``limit`` of them, or with ``newest`` the newest ``limit`` (the same
+        index read backwards), in log order either way."""
+        positions: dict = {"$gt": after_seq}
+        if upto_seq is not None:
+            positions["$lte"] = upto_seq
+        if before_seq is not None:
+            positions["$lt"] = before_seq
         query: dict = {"workspace_id": workspace_id, "seq": positions}
         if segment_ids is not None:
             query["segment_id"] = segment_ids[0] if len(segment_ids) == 1 else {"$in": list(segment_ids)}
-        cursor = self.db.segment_changes.find(query, {"_id": 0, "workspace_id": 0}).sort("seq", 1).limit(limit)
-        return [c async for c in cursor]
+        cursor = self.db.segment_changes.find(query, {"_id": 0, "workspace_id": 0}).sort("seq", -1 if newest else 1)
+        found = [c async for c in cursor.limit(limit)]
+        return found[::-1] if newest else found
 
     async def _drop_membership(self, workspace_id: str, segment_id: str) -> None:
         for collection in ("segment_members", "segment_changes"):

@@ -57,6 +57,7 @@ from . import metrics
 from .cursors import change_cursor
 from .database import Database, now
 from .errors import BadArgument
+from .instants import rfc3339
 from .webhook_targets import resolved_target
 from .webhooks import WebhookStatus
 
@@ -95,7 +96,7 @@ def change_payload(change: Mapping) -> dict:
     """A logged change as receivers get it (the fields of a subscription's event)."""
     return {"cursor": change_cursor(change["seq"]), "segmentId": change["segment_id"],
             "contactId": change["contact_id"], "change": change["change"], "cause": change["cause"],
-            "at": change["at"].isoformat().replace("+00:00", "Z")}
+            "at": rfc3339(change["at"])}
 
 
 def retry_delay(settings: DeliverySettings, attempts: int) -> dt.timedelta:

@@ -31,7 +31,25 @@ Not here, on purpose:
   not ours, and ``schema/errors.py`` maps their types.
 """
 
+from collections.abc import Iterable
+from functools import reduce
 from typing import ClassVar
+
+
+def child_path(path: str, key: str | int) -> str:
+    """The path of ``key`` (a field, or a list index) inside the rule node or
+    value at ``path``: ``all[1].any[1].leadScore.tier``, JavaScript's own
+    spelling, so a front end can follow it into the rule it sent. The one
+    spelling of a place in a rule: plugins' errors (the compiler's walk) and
+    GraphQL's input errors (``schema/rule_errors.py``) both use it."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def rule_path(keys: Iterable[str | int]) -> str:
+    """The path of a place given as its keys from the rule's root ("" is the whole rule)."""
+    return reduce(child_path, keys, "")
 
 
 class SegmentqlError(Exception):
@@ -52,13 +70,18 @@ class BadArgument(SegmentqlError):
 
 
 class InvalidRule(SegmentqlError):
-    """A rule that is not well formed; ``str()`` names the node's path and the reason."""
+    """A rule that is not well formed; ``str()`` names the node's path and the
+    reason, ``rulePath`` the path alone (a builder marks that node)."""
 
     code = "INVALID_RULE"
 
     def __init__(self, path: str, reason: str):
         self.path, self.reason = path, reason
         super().__init__(f"{path}: {reason}" if path else reason)
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {**super().extensions, "rulePath": self.path}
 
 
 class ConditionFailed(SegmentqlError):
@@ -71,6 +94,10 @@ class ConditionFailed(SegmentqlError):
     def __init__(self, path: str, plugin: str, reason: str):
         self.path, self.plugin = path, plugin
         super().__init__(f"the condition at {path} (plugin {plugin!r}) {reason}")
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {**super().extensions, "rulePath": self.path}
 
     @classmethod
     def raised(cls, path: str, plugin: str, error: BaseException) -> "ConditionFailed":

@@ -33,7 +33,6 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TextIO
 
-from segmentql.plugins.contact import UTC
 from segmentql.plugins.registry import ConditionRegistry
 
 from . import instants, membership, segments, snapshots
@@ -165,14 +164,10 @@ def _value(contact: Mapping, field: str):
     return contact.get(field)
 
 
-def _instant(when: dt.datetime) -> str:
-    return instants.as_text(when if when.tzinfo is None else when.astimezone(UTC))
-
-
 def _json_default(value) -> str:
     """What JSON has no type for: instants as ISO 8601 UTC (``Z``); anything
     else a stored document may hold (written by hand) as its text."""
-    return _instant(value) if isinstance(value, dt.datetime) else str(value)
+    return instants.rfc3339(value) if isinstance(value, dt.datetime) else str(value)
 
 
 def _ndjson(out: TextIO, fields: Sequence[str]) -> RowWriter:
@@ -198,7 +193,7 @@ def _cell(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        return _instant(value)
+        return instants.rfc3339(value)
     return str(value)
 
 

@@ -21,8 +21,9 @@ recipients' summaries older than their campaign), not only what they change.
 import asyncio
 import datetime as dt
 import logging
+import shlex
 import zoneinfo
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -30,11 +31,20 @@ from importlib import resources
 import bson
 
 from segmentql.plugins.contact import DEVICES, day_number
+from segmentql.plugins.storage import RegisteredRollup
 
 from . import fieldtypes, paths
 from .database import ContactWrite, Database, now
 from .errors import Conflict
-from .rollups import UnusableData, compute_stats, empty_stats
+from .rollups import (
+    PluginValues,
+    UnusableData,
+    compute_plugin_rollups,
+    compute_stats,
+    empty_stats,
+    plugin_document,
+    public_events,
+)
 
 log = logging.getLogger("segmentql")
 EVENT_TYPES = ("SENT", "OPEN", "CLICK", "CONVERSION")
@@ -347,12 +357,13 @@ async def create_contacts(db: Database, workspace_id: str, contacts: dict[str, p
     for start in range(0, len(ids), ROLLUP_CHUNK):
         chunk = ids[start:start + ROLLUP_CHUNK]
         timezones = {cid: paths.apply(CONTACT_DEFAULTS, contacts[cid])["timezone"] for cid in chunk}
-        stats, failed = await _rollups(db, workspace_id, timezones)
+        stats, values, failed = await _rollups(db, workspace_id, timezones)
         failures.update(failed)
         stamp = now()
         taken = await db.write_contacts(workspace_id, [
             ContactWrite(cid, {**contacts[cid], "updatedAt": stamp},
-                         {**CONTACT_DEFAULTS, "createdAt": stamp, "stats": stats.get(cid) or empty_stats()})
+                         {**CONTACT_DEFAULTS, "createdAt": stamp, "stats": stats.get(cid) or empty_stats(),
+                          **({"plugins": plugin_document(values[cid])} if values.get(cid) else {})})
             for cid in chunk], new_ids=set(chunk))
         failures.update(await refresh_rollups(db, workspace_id, sorted(taken)))
         if on_progress is not None:
@@ -520,38 +531,55 @@ async def _store_events(db: Database, workspace_id: str, items: list,
 # -- rollups ----------------------------------------------------------------
 
 def _compute_all(workspace_id: str, events: Mapping[str, list[dict]], timezones: Mapping[str, str | None],
-                 campaigns: Mapping[str, Mapping]) -> tuple[dict[str, dict], RollupFailures]:
-    """Rollups of each contact, or why its stored data cannot be rolled up:
-    one poisoned document must not stop the refresh of the others."""
+                 campaigns: Mapping[str, Mapping], plugin_rollups: Sequence[RegisteredRollup]
+                 ) -> tuple[dict[str, dict], dict[str, PluginValues], RollupFailures]:
+    """Rollups of each contact (``stats``, and the values of plugins'
+    rollups), or why its stored data cannot be rolled up: one poisoned
+    document must not stop the refresh of the others, nor one plugin's bug
+    the refresh of anything but its own value (logged, naming the plugin)."""
     stats: dict[str, dict] = {}
+    values: dict[str, PluginValues] = {}
     failures: RollupFailures = {}
+    plugin_failures: dict[RegisteredRollup, dict[str, str]] = {}
     for cid, tz in timezones.items():
         try:
             stats[cid] = compute_stats(events[cid], tz, campaigns)
         except UnusableData as exc:
             failures[cid] = str(exc)
+            continue
         except Exception as exc:  # noqa: BLE001 - a stored document can hold anything; report it, go on
             failures[cid] = f"{type(exc).__name__}: {exc}"
+            continue
+        if plugin_rollups:
+            values[cid], failed = compute_plugin_rollups(public_events(events[cid]), plugin_rollups)
+            for registered, reason in failed.items():
+                plugin_failures.setdefault(registered, {})[cid] = reason
     for cid, reason in failures.items():
         log.error("workspace %s: the rollups of contact %r cannot be computed, left as they were: %s",
                   workspace_id, cid, reason)
-    return stats, failures
+    for broken, contacts in plugin_failures.items():  # one line per rollup and batch, not per contact
+        first, why = next(iter(contacts.items()))
+        log.error("workspace %s: rollup %r of plugin %r failed for %d contact(s), their values left as they were "
+                  "(contact %r: %s)", workspace_id, broken.rollup.name, broken.plugin, len(contacts), first, why)
+    return stats, values, failures
 
 
 async def _rollups(db: Database, workspace_id: str, timezones: dict[str, str | None]
-                   ) -> tuple[dict[str, dict], RollupFailures]:
-    """Rollups (``stats``) of these contacts (id -> timezone) from their stored
-    events, and the contacts whose rollups cannot be computed (logged)."""
+                   ) -> tuple[dict[str, dict], dict[str, PluginValues], RollupFailures]:
+    """Rollups (``stats``, and plugins' values) of these contacts (id ->
+    timezone) from their stored events, and the contacts whose rollups cannot
+    be computed (logged)."""
     events = await db.events_of_contacts(workspace_id, list(timezones))
     campaign_ids = {e["campaign_id"] for evs in events.values() for e in evs if isinstance(e.get("campaign_id"), str)}
     campaigns = await db.campaigns_by(workspace_id, "id", campaign_ids)
     # Hundreds of contacts with their events are tens of milliseconds of pure
     # Python: a worker thread keeps the event loop answering other requests.
-    stats, failures = await asyncio.to_thread(_compute_all, workspace_id, events, timezones, campaigns)
+    stats, values, failures = await asyncio.to_thread(_compute_all, workspace_id, events, timezones, campaigns,
+                                                      db.storage.rollups)
     engaged_days = [s["lastEngagedDay"] for s in stats.values() if s["lastEngagedDay"] is not None]
     if engaged_days:  # also records the marker for data stored before it existed
         await db.note_event_day(workspace_id, max(engaged_days))
-    return stats, failures
+    return stats, values, failures
 
 
 async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str], bulk: bool = False,
@@ -568,9 +596,9 @@ async def refresh_rollups(db: Database, workspace_id: str, contact_ids: list[str
         chunk = contact_ids[start:start + ROLLUP_CHUNK]
         contacts = await db.contacts_by_id(workspace_id, chunk, {"_id": 0, "id": 1, "timezone": 1})
         timezones = {cid: contact.get("timezone") for cid, contact in contacts.items()}
-        stats, failed = await _rollups(db, workspace_id, timezones)
+        stats, values, failed = await _rollups(db, workspace_id, timezones)
         failures.update(failed)
-        await db.write_stats(workspace_id, [(cid, timezones[cid], s) for cid, s in stats.items()])
+        await db.write_stats(workspace_id, [(cid, timezones[cid], s, values.get(cid, {})) for cid, s in stats.items()])
         if on_progress is not None:
             on_progress(start + len(chunk), len(contact_ids))
     return failures
@@ -590,10 +618,19 @@ async def rebuild_all_rollups(db: Database, workspace_id: str) -> int:
 
 async def upgrade_rollups(db: Database) -> list[tuple[str, int]]:
     """Rebuild the rollups of every workspace whose rollups have an older
-    layout than this version computes (conditions would read fields they lack);
-    returns (workspace name, contacts rebuilt). Run before serving. A contact
-    whose data cannot be rolled up is logged and skipped (it keeps its old
-    rollups): it does not stop the start-up."""
+    layout than this version computes (conditions would read fields they
+    lack); returns (workspace name, contacts rebuilt). Run before serving. A
+    contact whose data cannot be rolled up is logged and skipped (it keeps its
+    old rollups): it does not stop the start-up.
+
+    A plugin installed since a workspace's last rebuild is not a reason to
+    rebuild it here: that would hold up start-up (every process's) for as
+    long as every contact takes, for values the plugin fills as events
+    arrive anyway. Such workspaces are named in a warning instead, with the
+    command that computes the plugin's values for all their contacts."""
+    for name, lacking in await db.workspaces_lacking_plugin_rollups():
+        log.warning("workspace %r has no values of the plugin rollup(s) %s for contacts whose events predate them; "
+                    "run: segmentql rebuild-rollups --workspace %s", name, ", ".join(lacking), shlex.quote(name))
     upgraded = []
     for workspace in await db.workspaces_with_old_rollups():
         log.warning("rebuilding the rollups of workspace %r: they predate this version's layout", workspace["name"])

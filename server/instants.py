@@ -29,6 +29,15 @@ def as_text(when: dt.datetime) -> str:
     return text + "Z" if when.tzinfo is None else text.replace("+00:00", "Z")
 
 
+def rfc3339(when: dt.datetime) -> str:
+    """The one text of an instant segmentql returns: RFC 3339 in UTC with
+    milliseconds, ``2026-11-28T12:00:00.000Z`` (a naive value is UTC). MongoDB
+    keeps milliseconds, so a stored instant loses nothing; a finer one is
+    truncated as the database would. One fixed width sorts as text."""
+    utc = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def checked(when: dt.datetime) -> dt.datetime:
     """``when`` as an aware UTC datetime (naive means UTC); :class:`OutOfRange`
     when it lies outside the supported range, or cannot even be converted."""

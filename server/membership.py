@@ -46,13 +46,23 @@ async def contacts_of(db: Database, workspace_id: str, id_batches: AsyncIterator
 class ChangePage:
     changes: list[dict]  # {seq, segment_id, contact_id, number, change, at, cause}
     has_next: bool
+    has_previous: bool
 
 
-async def changes(db: Database, workspace_id: str, segment_ids: Sequence[str] | None, first: int, after_seq: int
-                  ) -> ChangePage:
-    """The ``first`` settled changes after position ``after_seq``, in log
-    order (of these segments, or of the whole workspace): a page never skips
-    a change still being stored (``Database._settle``), so its last cursor
-    can be followed later without missing one."""
-    found = await db.changes_page(workspace_id, segment_ids, after_seq, first + 1, await db.settled_seq(workspace_id))
-    return ChangePage(found[:first], len(found) > first)
+async def changes(db: Database, workspace_id: str, segment_ids: Sequence[str] | None, size: int, after_seq: int = 0,
+                  before_seq: int | None = None, newest: bool = False) -> ChangePage:
+    """The ``size`` oldest settled changes after position ``after_seq`` (and
+    before ``before_seq``), or with ``newest`` the ``size`` newest of them,
+    in log order (of these segments, or of the whole workspace): a page never
+    skips a change still being stored (``Database._settle``), so its last
+    cursor can be followed later without missing one.
+
+    Which side has more is looked up (one item more is read); the other side
+    has some when the page starts from a cursor there, as the Relay cursor
+    connections specification allows."""
+    found = await db.changes_page(workspace_id, segment_ids, after_seq, size + 1, await db.settled_seq(workspace_id),
+                                  before_seq, newest)
+    more = len(found) > size
+    if newest:
+        return ChangePage(found[1:] if more else found, has_next=before_seq is not None, has_previous=more)
+    return ChangePage(found[:size], has_next=more, has_previous=after_seq > 0)

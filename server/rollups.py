@@ -16,6 +16,12 @@ writes, and ``stats.timezone`` records the zone the rollup was computed in, so
 a write that changed the contact's zone and died before its refresh is
 completed by a retry (ingest).
 
+Plugins keep rollups of their own (``segmentql_register_rollups``): each is
+computed right after ``stats`` from the same events, in their public shape
+(:func:`public_events`), checked (:func:`checked_rollup_value`) and stored
+by the same guarded write, under ``plugins.<plugin>.<rollup>``. A plugin's
+failure costs its own value only.
+
 Size bounds. A contact document may not pass 16 MB, and an event stream can
 be anything, so every part of ``stats`` that grows with the events is bounded
 (worst case, all bounds reached, well under 10 MB; see tests/test_poison.py):
@@ -41,7 +47,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
+import bson
+
 from segmentql.plugins.contact import DAYS_KEPT, DEVICE_SERIES, DEVICES, METRIC_SERIES, UTC, day_number
+from segmentql.plugins.storage import RegisteredRollup
 
 from .instants import RANGE, OutOfRange, checked
 
@@ -264,3 +273,94 @@ def compute_stats(events: Iterable[Mapping], timezone: str | None, campaigns: Ma
         "activityDaysMerged": merged_days,
         "timezone": timezone,
     }
+
+
+# -- plugins' rollups ---------------------------------------------------------
+# A plugin's Rollup (segmentql.plugins.Rollup) is computed from the same events
+# as ``stats``, right after them, and stored by the same guarded write (see
+# Database.write_stats) at ``plugins.<plugin>.<rollup>``. A plugin's failure
+# is its own: that value is left as it was, nothing else is.
+
+# What one plugin rollup value may take as BSON: plugin values share the
+# contact document (16 MB) with its fields and ``stats``.
+PLUGIN_ROLLUP_BYTES = 16 * 1024
+PluginValues = dict[str, object]  # path ``plugins.<plugin>.<rollup>`` -> value (None: removed)
+
+
+class UnusableRollup(ValueError):
+    """A plugin's compute returned a value segmentql does not store."""
+
+
+def public_events(events: Iterable[Mapping]) -> list[dict]:
+    """A contact's stored events (checked by :func:`compute_stats`) in the
+    shape the hook documents (``segmentql_register_rollups``), oldest first:
+    the stored layout (``campaign_id``, ``workspace_id``) stays private."""
+    public = [{"id": ev.get("id"), "type": ev["type"], "at": ev["at"], "campaignId": ev.get("campaign_id"),
+               "url": ev.get("url"), "device": ev.get("device")} for ev in events]
+    return sorted(public, key=lambda ev: (ev["at"], str(ev["id"])))
+
+
+def _storable(value: object, where: str) -> None:
+    """UnusableRollup unless ``value`` is a JSON value or an aware datetime, at any depth."""
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UnusableRollup(f"{where} is {value!r}, not a finite number")
+        return
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise UnusableRollup(f"{where} is a datetime without a time zone")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _storable(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\0" in key:
+                raise UnusableRollup(f"{where} has the key {key!r}; keys are strings without '.' or a leading '$'")
+            _storable(item, f"{where}.{key}")
+        return
+    raise UnusableRollup(f"{where} is a {type(value).__name__}, not a JSON value")
+
+
+def checked_rollup_value(value: object) -> dict | None:
+    """``value`` if segmentql stores it as a plugin rollup: None, or a dict of
+    JSON values (and aware datetimes) within PLUGIN_ROLLUP_BYTES."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UnusableRollup(f"compute returned a {type(value).__name__}, not a dict or None")
+    _storable(value, "the value")
+    try:
+        size = len(bson.encode(value))
+    except (bson.errors.BSONError, OverflowError, UnicodeEncodeError) as exc:
+        raise UnusableRollup(f"the value cannot be stored: {type(exc).__name__}: {exc}") from None
+    if size > PLUGIN_ROLLUP_BYTES:
+        raise UnusableRollup(f"the value takes {size} bytes; at most {PLUGIN_ROLLUP_BYTES} are stored")
+    return value
+
+
+def compute_plugin_rollups(events: list[dict], rollups: Iterable[RegisteredRollup]
+                           ) -> tuple[PluginValues, dict[RegisteredRollup, str]]:
+    """Each plugin rollup's value from one contact's public events (each
+    compute gets its own copy), and why those that failed did."""
+    values: PluginValues = {}
+    failures: dict[RegisteredRollup, str] = {}
+    for registered in rollups:
+        try:
+            values[registered.path] = checked_rollup_value(registered.rollup.compute([dict(ev) for ev in events]))
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug fails its own value only
+            failures[registered] = f"{type(exc).__name__}: {exc}"
+    return values, failures
+
+
+def plugin_document(values: PluginValues) -> dict:
+    """The ``plugins`` sub-document a new contact starts with (None values left out)."""
+    document: dict[str, dict] = {}
+    for path, value in values.items():
+        if value is not None:
+            _plugins, plugin, name = path.split(".")
+            document.setdefault(plugin, {})[name] = value
+    return document

@@ -33,7 +33,7 @@ class Page:
 
 # -- running a compiled rule ---------------------------------------------------------
 # Every pipeline of a compiled rule runs through ``aggregate`` or ``stream``, so a
-# query the database refuses is blamed on the condition that produced it.
+# query or stage the database refuses is blamed on the condition that produced it.
 
 # Failures of a busy or failing database rather than of the query: timeouts,
 # interruptions, shutdown and step-down, network trouble. Nothing is probed then.
@@ -52,10 +52,13 @@ def _refusal(error: OperationFailure) -> str:
     return reason if len(reason) <= 200 else reason[:199] + "…"
 
 
-async def _probe(db: Database, compiled: CompiledRule, nodes: list[CompiledNode]) -> OperationFailure | None:
-    """How the database refuses one of ``nodes``' queries, or None if it takes them all."""
+async def _probe(db: Database, compiled: CompiledRule, nodes: list[CompiledNode],
+                 queries: bool = True, observations: bool = True) -> OperationFailure | None:
+    """How the database refuses one of ``nodes``' stages, queries or
+    observed values (without ``queries`` or ``observations``: not those), or
+    None if it takes them all."""
     try:
-        await db.aggregate_contacts(compiled.probe_pipeline(nodes))
+        await db.aggregate_contacts(compiled.probe_pipeline(nodes, queries, observations))
     except OperationFailure as exc:
         if _about_the_query(exc):
             return exc
@@ -64,10 +67,11 @@ async def _probe(db: Database, compiled: CompiledRule, nodes: list[CompiledNode]
 
 
 async def _culprit(db: Database, compiled: CompiledRule, error: OperationFailure) -> ConditionFailed | None:
-    """The condition whose own query the database refuses, as ConditionFailed,
-    or None (the error is not about the query, or no condition alone causes
-    it). Halving the suspects takes about log2(conditions) + 1 one-contact
-    probes, so even a hostile rule of hundreds of conditions costs little."""
+    """The condition whose own query, stages or observed values (those of
+    explainMembership) the database refuses, as ConditionFailed, or None (the
+    error is not about the query, or no condition alone causes it). Halving
+    the suspects takes about log2(conditions) + 1 one-contact probes, so even
+    a hostile rule of hundreds of conditions costs little."""
     suspects = [node for node in compiled.nodes if node.plugin is not None]
     if not suspects or not _about_the_query(error):
         return None
@@ -77,13 +81,23 @@ async def _culprit(db: Database, compiled: CompiledRule, error: OperationFailure
             half = suspects[:len(suspects) // 2]
             in_half = await _probe(db, compiled, half)
             suspects, refusal = (half, in_half) if in_half is not None else (suspects[len(half):], refusal)
+        if refusal is None:
+            return None
+        node = suspects[0]
+        what = await _refused_part(db, compiled, node)
     except PyMongoError:
         return None  # the database failing now tells nothing about the query
-    if refusal is None:
-        return None
-    node = suspects[0]
     assert node.plugin is not None  # every suspect is a condition
-    return ConditionFailed(node.path, node.plugin, f"returned a query the database refuses: {_refusal(refusal)}")
+    return ConditionFailed(node.path, node.plugin, f"returned {what} the database refuses: {_refusal(refusal)}")
+
+
+async def _refused_part(db: Database, compiled: CompiledRule, node: CompiledNode) -> str:
+    """Which part of ``node`` (one the database refuses) it refuses, for the message."""
+    if node.stages and await _probe(db, compiled, [node], queries=False, observations=False) is not None:
+        return "stages"
+    if node.observations and await _probe(db, compiled, [node], queries=False) is not None:
+        return "an observation"
+    return "a query"
 
 
 @contextlib.asynccontextmanager

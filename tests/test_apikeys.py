@@ -119,7 +119,7 @@ def test_api_keys_lists_keys_without_their_secrets(gql):
     _client, made = issue(gql, "WRITE", name="importer", expires_at="2099-01-01T00:00:00Z")
     secret = _client.key
     assert secret.startswith("sq_") and made["prefix"] == secret[:8] and made["lastUsedAt"] is None
-    assert made["expiresAt"] == "2099-01-01T00:00:00+00:00" and made["scope"] == "WRITE"
+    assert made["expiresAt"] == "2099-01-01T00:00:00.000Z" and made["scope"] == "WRITE"
     response = gql.request(KEYS)
     assert secret not in response.text and gql.key not in response.text
     listed = response.json()["data"]["apiKeys"]

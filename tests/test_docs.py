@@ -34,7 +34,7 @@ def test_the_example_plugin_is_installed_and_listed():
                                        capture_output=True, text=True, check=True).stdout)
     mine = [p for p in listed if p["name"] == "email_domain"]
     assert mine == [{"name": "email_domain", "version": "0.1.0", "distribution": "segmentql-email-domain",
-                     "builtin": False, "fields": ["emailDomain"]}]
+                     "builtin": False, "enabled": True, "fields": ["emailDomain"]}]
 
 
 def test_the_example_plugins_own_tests_pass_with_the_test_kit():
@@ -54,7 +54,7 @@ def test_plugins_can_be_disabled_or_allow_listed(env, absent, present):
     listed = json.loads(subprocess.run([sys.executable, "-m", "segmentql.cli", "plugins", "--json"],
                                        capture_output=True, text=True, check=True,
                                        env={**os.environ, **env}).stdout)
-    names = {p["name"] for p in listed}
+    names = {p["name"] for p in listed if p["enabled"]}
     assert not names & absent and present <= names
 
 

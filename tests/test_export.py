@@ -95,7 +95,7 @@ def test_ndjson_has_every_member_in_id_order_with_the_default_fields(crm):
     assert rows[2] == {"id": "c", "email": "c@example.io", "country": "DE", "timezone": "Europe/Berlin",
                        "tags": ["vip", "beta"], "leadScore": 70,
                        "custom": {"interests": ["sms", "analytics"], "ltv": 1234.5, "plan": 'pro, "annual"\nrenewing',
-                                  "renewal": "2027-01-31T00:00:00Z", "vip": True}}
+                                  "renewal": "2027-01-31T00:00:00.000Z", "vip": True}}
     assert rows[0]["email"] == "zoë@example.io" and rows[0]["custom"]["interests"] is None
     assert rows[3] == {"id": "e", "email": "e@example.io", "country": None, "timezone": None, "tags": [],
                        "leadScore": 99, "custom": dict.fromkeys(sorted(FIELDS))}
@@ -108,7 +108,7 @@ def test_csv_has_a_header_then_one_quoted_row_per_member(crm):
     assert header == [*DEFAULT, *(f"custom.{key}" for key in sorted(FIELDS))]
     assert [r[0] for r in rows] == ["a", "b", "c", "e"]
     assert rows[2] == ["c", "c@example.io", "DE", "Europe/Berlin", f"vip{LIST_SEPARATOR}beta", "70",
-                       f"sms{LIST_SEPARATOR}analytics", "1234.5", 'pro, "annual"\nrenewing', "2027-01-31T00:00:00Z",
+                       f"sms{LIST_SEPARATOR}analytics", "1234.5", 'pro, "annual"\nrenewing', "2027-01-31T00:00:00.000Z",
                        "true"]
     assert rows[0] == ["a", "zoë@example.io", "", "", "", "90", "", "7", "free", "", "false"]  # nulls are empty
 

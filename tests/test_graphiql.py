@@ -6,25 +6,17 @@ other sites (no headers from a link, none kept in storage, no framing)."""
 
 import contextlib
 import json
-import os
-import shutil
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from segmentql.graphiql import ASSETS, OWN_ASSETS
 
+from .browser import chromium, loopback_page, require_chromium
 from .conftest import SEED_AS_OF, new_workspace, running_service
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's chromium (see .ci/run)")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
 
 def test_graphiql_assets_are_served_locally(http):
@@ -62,29 +54,9 @@ def served(cli_env):
 @contextlib.contextmanager
 def browser_page():
     """A page of a fresh headless Chromium that may reach loopback only; yields
-    (page, urls refused, Content-Security-Policy violations reported)."""
-    from playwright.sync_api import sync_playwright
-
-    refused, violations = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-
-            def only_loopback(route):
-                host = urlparse(route.request.url).hostname
-                if route.request.url.startswith("data:") or host in ("127.0.0.1", "localhost"):
-                    route.continue_()
-                else:
-                    refused.append(route.request.url)
-                    route.abort()
-
-            context.route("**/*", only_loopback)
-            page = context.new_page()
-            page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-            yield page, refused, violations
-        finally:
-            browser.close()
+    (page, urls refused, Content-Security-Policy violations and page errors)."""
+    with chromium() as browser, loopback_page(browser) as opened:
+        yield opened
 
 
 def run_with_key(page, key: str, shows: str = "count") -> str:

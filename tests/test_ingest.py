@@ -54,7 +54,7 @@ def test_contact_values_are_coerced_and_validated(gql):
     contact = gql.graphql(CONTACT, id="c1")["contact"]
     assert contact["country"] == "US"
     assert contact["customFields"] == {"ltv": 1200.5, "plan": "pro", "bounced": False,
-                                       "signup": "2024-02-29T00:00:00Z", "interests": ["sms", "automation"]}
+                                       "signup": "2024-02-29T00:00:00.000Z", "interests": ["sms", "automation"]}
 
 
 def test_upsert_keeps_omitted_fields_and_null_unsets(gql):

@@ -357,11 +357,12 @@ def test_requests_are_counted_by_operation_type_and_outcome_and_timed(http, gql)
               metric(http, "segmentql_requests_total", operation_type="mutation", outcome="ok"))
     gql.graphql("{ __typename }")
     gql.errors(PREVIEW, r=REFUSED_RULE)
+    gql.errors(PREVIEW, r={"leadScore": {"tier": "BOILING"}})  # counted under the code its client gets
     gql.graphql('mutation { upsertContacts(contacts: [{id: "c", email: "c@example.com"}]) { accepted } }')
     after = (metric(http, "segmentql_requests_total", **ok), metric(http, "segmentql_requests_total", **invalid),
              metric(http, "segmentql_request_seconds_count", operation_type="query"),
              metric(http, "segmentql_requests_total", operation_type="mutation", outcome="ok"))
-    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 2, 1]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 2, 3, 1]
 
 
 def test_pipelines_and_refusals_are_measured(ops):

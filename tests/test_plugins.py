@@ -162,7 +162,7 @@ def test_every_hook_is_documented_and_tested():
     hooks = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
              if name.startswith("segmentql_")]
     assert hooks
-    tests = Path(__file__).read_text()
+    tests = "".join((Path(__file__).parent / name).read_text() for name in ("test_plugins.py", "test_plugin_hooks.py"))
     for name in hooks:
         doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         assert "When it is called" in doc and "What it returns" in doc, name

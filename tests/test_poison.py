@@ -352,8 +352,8 @@ def test_a_retried_campaign_change_heals_the_recipients_summaries(gql):
     assert retry["upsertCampaigns"] == {"accepted": 0, "unchanged": 1, "errors": []}
     summaries = {c["campaignId"]: (c["name"], c["sentAt"], c["latest"])
                  for c in gql.graphql(CONTACT, id="c1")["contact"]["stats"]["campaigns"]}
-    assert summaries == {"k1": ("Launch v2", "2026-11-25T10:00:00+00:00", True),
-                         "k2": ("Digest", "2026-11-20T10:00:00+00:00", False)}
+    assert summaries == {"k1": ("Launch v2", "2026-11-25T10:00:00.000Z", True),
+                         "k2": ("Digest", "2026-11-20T10:00:00.000Z", False)}
     assert gql.members({"campaign": {"campaignName": "Launch v2", "opened": False}}) == ["c1"]
 
 

@@ -266,17 +266,17 @@ def test_explain_membership_shows_the_values_that_decided_each_node(ws):
         (True, "country", "US", "one of us"),
         (True, "time zone", "America/Phoenix", "none of EST"),
         (True, "tags", ["vip", "beta"], "includes any of vip; includes none of unqualified"),
-        (True, "latest open", "2026-11-27T16:00:00Z", "on or after 2026-11-22 (the last 7 days)"),
+        (True, "latest open", "2026-11-27T16:00:00.000Z", "on or after 2026-11-22 (the last 7 days)"),
         (True, "device of the latest open", "MOBILE", "one of MOBILE"),
         (True, "most common open hour", 9, "from 9:00 to 12:00 (hours 9, 10, 11)"),
         (True, "most common open weekday", "FRIDAY", "one of FRIDAY"),
-        (True, "campaign k1", {"id": "k1", "name": "Launch", "sentAt": "2026-11-20T10:00:00Z", "received": True,
+        (True, "campaign k1", {"id": "k1", "name": "Launch", "sentAt": "2026-11-20T10:00:00.000Z", "received": True,
                                "opens": 1, "clicks": 1, "urls": ["https://x.example/pricing?plan=pro"]},
          "received, a clicked url contains 'PRICING'"),
         (True, "custom field ltv", 1500, "> 1000"),
         (True, "custom field plan", "pro", "= 'pro'"),
-        (True, "custom field signup", "2020-02-29T00:00:00Z", "on or before 2024-03-03"),
-        (False, "custom field signup", "2020-02-29T00:00:00Z", "an anniversary from 2026-11-01 to 2026-11-30"),
+        (True, "custom field signup", "2020-02-29T00:00:00.000Z", "on or before 2024-03-03"),
+        (False, "custom field signup", "2020-02-29T00:00:00.000Z", "an anniversary from 2026-11-01 to 2026-11-30"),
     ]
 
 

@@ -143,6 +143,9 @@ def observe_campaign(node: Node, ctx: CompileContext) -> list[Observation]:
     return [Observation(label, summary, ", ".join(needed))]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

@@ -13,6 +13,9 @@ def observe_country(node: Node, _ctx: CompileContext) -> list[Observation]:
     return set_observation("country", "country", node)
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

@@ -80,6 +80,9 @@ def observe_custom_field(node: Node, ctx: CompileContext) -> list[Observation]:
     return [Observation(f"custom field {key}", f"${ctx.custom_path(key)}", needed)]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

@@ -118,6 +118,9 @@ def observe_date_anniversary(node: Node, ctx: CompileContext) -> list[Observatio
                         f"an anniversary from {first.isoformat()} to {last.isoformat()}")]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

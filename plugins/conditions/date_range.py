@@ -75,6 +75,9 @@ def observe_date_range(node: Node, ctx: CompileContext) -> list[Observation]:
     return [Observation(f"custom field {node['field']}", f"${ctx.custom_path(node['field'])}", " and ".join(parts))]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

@@ -106,6 +106,9 @@ def observe_engagement(node: Node, ctx: CompileContext) -> list[Observation]:
     return [Observation(f"{label} on the last {days} days", window, needs(node["comparison"], node["value"]))]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

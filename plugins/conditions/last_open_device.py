@@ -23,6 +23,9 @@ def observe_device(node: Node, _ctx: CompileContext) -> list[Observation]:
     return [Observation("device of the latest open", "$stats.lastOpenDevice", f"one of {listing(node['in'])}")]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

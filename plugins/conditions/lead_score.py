@@ -49,6 +49,9 @@ def observe_lead_score(node: Node, _ctx: CompileContext) -> list[Observation]:
     return [Observation("lead score", "$leadScore", within(low, high) + tier)]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

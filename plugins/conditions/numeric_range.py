@@ -56,6 +56,9 @@ def observe_numeric_range(node: Node, ctx: CompileContext) -> list[Observation]:
     return [Observation(f"custom field {node['field']}", f"${path}", needed)]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

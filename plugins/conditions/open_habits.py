@@ -62,6 +62,9 @@ def observe_open_habits(node: Node, _ctx: CompileContext) -> list[Observation]:
     return found
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

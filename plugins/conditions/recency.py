@@ -61,6 +61,9 @@ def observe_recency(node: Node, ctx: CompileContext) -> list[Observation]:
     return [Observation(LABELS[node["activity"]], f"${LAST_PATHS[node['activity']]}", needed)]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

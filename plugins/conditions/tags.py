@@ -33,6 +33,9 @@ def observe_tags(node: Node, _ctx: CompileContext) -> list[Observation]:
     return [Observation("tags", "$tags", "; ".join(f"{WORDS[n]} {listing(node[n])}" for n in OPERATORS if node.get(n)))]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(field="tags", input_type=TagCondition, validate=validate_tags, compile=compile_tags,

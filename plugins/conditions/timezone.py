@@ -54,6 +54,9 @@ def observe_timezone(node: Node, _ctx: CompileContext) -> list[Observation]:
     return set_observation("time zone", "timezone", node)
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register: Register) -> None:
     register(Condition(

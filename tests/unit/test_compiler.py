@@ -4,6 +4,7 @@ pipelines that count, page and explain it: the workspace and an
 index-friendly predicate first, ``$expr`` last. What a plugin returns is
 checked before anything runs."""
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -28,6 +29,7 @@ from segmentql.server.compiler import (
 from segmentql.server.database import INDEXED_CONTACT_FIELDS, Workspace
 from segmentql.server.errors import BadArgument, ConditionFailed, InvalidRule
 
+from ..stage_plugins import ORDERS, REFUSED, EmailLength, Spending, refusing_plugins
 from ..test_plugin_output import EMITTED, NESTED_EXPR, EmitInput, emitting, rule_with
 
 AS_OF = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
@@ -35,6 +37,7 @@ CTX = CompileContext(as_of=AS_OF, custom_fields={"ltv": "NUMBER"}, coerce=fieldt
 HOT = {"leadScore": {"$gte": 80, "$lte": 100}}
 EXPR = {"$expr": {"$gt": ["$stats.opens", 3]}}
 WORKSPACE = Workspace("w", "acme", {"ltv": {"type": "NUMBER"}}, newest_event_day=None)
+EXPR_RULE = {"campaign": {"campaignId": "k1", "clickedUrlContains": "x"}}  # a condition compiling to $expr
 
 
 # -- simplification --------------------------------------------------------------
@@ -336,12 +339,104 @@ def test_membership_looks_up_one_contact_by_key_with_every_observed_value(regist
     assert set(pipeline[1]["$facet"]) == {"n0", "n1", "values"}
 
 
-def test_a_probe_tries_the_given_nodes_on_one_contact(registry):
+def test_a_probe_tries_the_given_nodes_and_their_observed_values_on_one_contact(registry):
     rule = compiled_with_nodes(registry)
     assert rule.probe_pipeline(rule.nodes[1:]) == [
-        {"$match": {"workspace_id": "w"}}, {"$limit": 1}, {"$facet": {"n0": [{"$match": HOT}]}}]
+        {"$match": {"workspace_id": "w"}}, {"$limit": 1},
+        {"$facet": {"n0": [{"$match": HOT}], "o0": [{"$project": {"_id": 0, "v0": "$leadScore"}}]}}]
+    assert rule.probe_pipeline(rule.nodes[1:], observations=False)[2] == {"$facet": {"n0": [{"$match": HOT}]}}
 
 
 def test_extended_json_is_pasteable_into_mongosh():
     pipeline = [{"$match": {"at": {"$gte": AS_OF}, "n": 2**40}}]
     assert extended_json(pipeline) == [{"$match": {"at": {"$gte": {"$date": "2026-11-28T12:00:00Z"}}, "n": 2**40}}]
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stagers():
+    return registry_with(("spending", Spending()), ("lengths", EmailLength()), *refusing_plugins())
+
+
+SCOPE = [{"$match": {"workspace_id": "w"}}]
+
+
+def spent_pipeline(node: int, at_least: float) -> tuple[list[dict], dict]:
+    """The stages and the query of ``spent`` compiled as node ``node``."""
+    ns = f"_sq.n{node}"
+    return ([{"$lookup": {"from": ORDERS, "localField": "id", "foreignField": "contact_id", "as": f"{ns}.orders",
+                          "pipeline": SCOPE}},
+             {"$set": {f"{ns}.total": {"$sum": {"$map": {"input": f"${ns}.orders", "in": "$$this.amount"}}}}}],
+            {f"{ns}.total": {"$gte": at_least}})
+
+
+def test_stage_fields_live_in_the_nodes_namespace_and_lookups_read_the_workspace_only(stagers):
+    compiled = compile_rule_for(stagers, WORKSPACE, {"spent": {"atLeast": 10}}, AS_OF)
+    stages, query = spent_pipeline(0, 10)
+    assert compiled.stages == stages
+    assert compiled.count_pipeline() == [{"$match": {"workspace_id": "w"}}, *stages, {"$match": query},
+                                         {"$project": {"_sq": 0}}, {"$count": "count"}]
+
+
+def test_stages_run_after_the_clauses_that_need_none_of_their_fields(stagers):
+    rule = {"all": [{"tags": {"includesAny": ["vip"]}}, {"not": {"spent": {"atLeast": 10}}}, EXPR_RULE]}
+    compiled = compile_rule_for(stagers, WORKSPACE, rule, AS_OF)
+    stages, query = spent_pipeline(3, 10)
+    pipeline = compiled.count_pipeline()
+    before = pipeline[:pipeline.index(stages[0])]
+    assert [list(stage) for stage in before] == [["$match"]] * len(before)
+    assert "_sq" not in str(before) and "'tags'" in str(before) and "$expr" in str(before[-1])
+    assert pipeline[len(before):] == [*stages, {"$match": {"$nor": [query]}}, {"$project": {"_sq": 0}},
+                                      {"$count": "count"}]
+
+
+def test_two_conditions_adding_the_same_name_do_not_collide(stagers):
+    rule = {"any": [{"spent": {"atLeast": 100}}, {"not": {"emailLength": {"over": 12}}}, {"spent": {"atLeast": 5}}]}
+    compiled = compile_rule_for(stagers, WORKSPACE, rule, AS_OF)
+    def added(stage: dict) -> list[str]:
+        ((kind, spec),) = stage.items()
+        return [spec["as"]] if kind == "$lookup" else list(spec)
+    assert [(n.path, [field for stage in n.stages for field in added(stage)]) for n in compiled.nodes if n.stages] == [
+        ("any[0].spent", ["_sq.n1.orders", "_sq.n1.total"]),
+        ("any[1].not.emailLength", ["_sq.n3.total"]),
+        ("any[2].spent", ["_sq.n4.orders", "_sq.n4.total"])]
+    assert compiled.query == {"$or": [{"_sq.n1.total": {"$gte": 100}}, {"$nor": [{"_sq.n3.total": {"$gt": 12}}]},
+                                      {"_sq.n4.total": {"$gte": 5}}]}
+
+
+def test_every_pipeline_of_a_rule_with_stages_runs_them_and_drops_the_namespace(stagers):
+    compiled = compile_rule_for(stagers, WORKSPACE, {"spent": {"atLeast": 10}}, AS_OF)
+    stages, query = spent_pipeline(0, 10)
+    tail = [*stages, {"$match": query}, {"$project": {"_sq": 0}}]
+    assert compiled.page_pipeline("c7", 10)[1:] == [*tail, {"$sort": {"id": 1}}, {"$limit": 11},
+                                                    {"$project": PAGE_PROJECTION}]
+    assert compiled.ids_pipeline()[1:5] == tail
+    assert compiled.members_then({"$limit": 1})[1:] == [*tail, {"$limit": 1}]
+    assert compiled.breakdown_pipeline() == [{"$match": {"workspace_id": "w"}}, *stages,
+                                             {"$facet": {"n0": [{"$match": query}, {"$count": "count"}]}}]
+    assert compiled.probe_pipeline(compiled.nodes) == [{"$match": {"workspace_id": "w"}}, {"$limit": 1},
+                                                       {"$facet": {"n0": [*stages, {"$match": query}]}}]
+    assert compiled.probe_pipeline(compiled.nodes, queries=False)[-1] == {"$facet": {"n0": stages}}
+
+
+def test_a_rule_without_stages_compiles_as_before(registry):
+    compiled = compile_rule_for(registry, WORKSPACE, {"tags": {"includesAny": ["vip"]}}, AS_OF)
+    assert compiled.stages == [] and all(not node.stages for node in compiled.nodes)
+    assert compiled.count_pipeline() == [{"$match": {"workspace_id": "w", "tags": {"$in": ["vip"]}}},
+                                         {"$count": "count"}]
+
+
+@pytest.mark.parametrize("field", REFUSED)
+def test_a_stage_no_condition_may_contribute_is_refused_naming_plugin_node_and_stage(stagers, field):
+    plugin, _, refused = REFUSED[field]
+    with pytest.raises(ConditionFailed) as failed:
+        compile_rule({"any": [{"tags": {"includesAny": ["x"]}}, {field: {"on": True}}]}, stagers, CTX)
+    assert str(failed.value).startswith(f"the condition at any[1].{field} (plugin '{plugin}') ")
+    assert refused in str(failed.value)
+
+
+def test_stage_field_is_for_a_node_being_compiled():
+    assert dataclasses.replace(CTX, stage_namespace="_sq.n2").stage_field("orders") == "_sq.n2.orders"
+    with pytest.raises(RuntimeError, match="stage_field is for a node being compiled"):
+        CTX.stage_field("orders")

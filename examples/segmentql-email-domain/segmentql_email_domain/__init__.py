@@ -41,6 +41,9 @@ def observe(node, ctx) -> list[Observation]:
     return [Observation("email domain", DOMAIN, needed)]
 
 
+SEGMENTQL_API_VERSION = "1.0"  # the plugin API this module is written for
+
+
 @hookimpl
 def segmentql_register_conditions(register):
     register(Condition(field="emailDomain", input_type=EmailDomainCondition, validate=validate, compile=compile,

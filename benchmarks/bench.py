@@ -50,6 +50,13 @@ For each size it prints:
                     - latency: from the POST of an upsertContacts making a new contact
                       enter a segment to the subscriber receiving the change (median,
                       target < 1 s)
+  stages            a plugin condition contributing stages (the purchases example's `purchased`:
+                    a `$lookup` on its own collection, then a `$set`), with PURCHASE_SHARE of
+                    the contacts having STAGE_PURCHASES purchases each:
+                    - alone: `purchased {sku}` vs a scan reading every contact (`timezone`), each
+                      counted alternately; ratio = stage count / scan count
+                    - narrowed: `leadScore HOT AND purchased` vs `leadScore HOT` alone
+                      (the stage runs only on what the indexed clause finds); ratio
 Machine noise affects both sides of each ratio alike; medians of --repeat rounds.
 """
 
@@ -669,6 +676,32 @@ def measure_delivery_latency(attached: Service, subscriber: Subscriber) -> dict:
             "max_ms": round(max(latencies) * 1000, 1)}
 
 
+PURCHASE_SHARE, STAGE_PURCHASES = 0.1, 3
+SCAN = {"timezone": {"in": ["Pacific/Pitcairn"]}}  # an unindexed field: reads every contact
+
+
+def measure_stages(service: Service, name: str, repeat: int) -> dict:
+    """The cost of a condition made of stages, next to plain conditions on the
+    same contacts (the purchases example plugin must be installed)."""
+    workspace_id = service.mongo[DATABASE]["workspaces"].find_one({"name": name})["_id"]
+    ids = sorted(d["id"] for d in service.contacts.find({"workspace_id": workspace_id}, {"id": 1}))
+    buyers = random.Random(7).sample(ids, int(len(ids) * PURCHASE_SHARE))
+    service.mongo[DATABASE]["purchases"].insert_many([
+        {"workspace_id": workspace_id, "contact_id": contact, "sku": ("A", "B", "C")[(i + n) % 3],
+         "amount": 10.0 * (1 + n), "at": dt.datetime(2026, 11, 1 + n, tzinfo=dt.UTC)}
+        for i, contact in enumerate(buyers) for n in range(STAGE_PURCHASES)])
+    purchased = {"purchased": {"sku": "A"}}
+    narrowed = {"all": [SELECTIVE["hot_leads"], purchased]}
+
+    def ratio(rule: dict, base: dict) -> dict:
+        pairs = [(http_count(service, rule), http_count(service, base)) for _ in range(repeat)]
+        with_, without = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        return {"stage_ms": round(with_ * 1000, 1), "base_ms": round(without * 1000, 1),
+                "ratio": round(with_ / without, 2)}
+    return {"buyers": len(buyers), "alone_vs_scan": ratio(purchased, SCAN),
+            "narrowed_vs_indexed_clause": ratio(narrowed, SELECTIVE["hot_leads"])}
+
+
 def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dict:
     data = workdir / f"data-{contacts}"
     subprocess.run([sys.executable, "-m", "segmentql.server.datagen", str(data), "--contacts", str(contacts),
@@ -705,7 +738,8 @@ def run_size(contacts: int, repeat: int, workdir: Path, parts: list[str]) -> dic
                     "ingest_stall": lambda: measure_ingest_stall(service, repeat),
                     "isolation": lambda: measure_isolation(service, env, repeat),
                     "live": lambda: measure_live(service, uri, env, data, repeat),
-                    "delivery": lambda: measure_delivery(service, uri, env, data, repeat)}
+                    "delivery": lambda: measure_delivery(service, uri, env, data, repeat),
+                    "stages": lambda: measure_stages(service, f"bench{contacts}", repeat)}
         for part in parts or measures:
             report[part] = measures[part]()
     finally:
@@ -724,7 +758,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--parts", default="", help="comma-separated parts after the import (default all): "
                                                     "scan,concurrency,index_use,insight,ingest_stall,isolation,live,"
-                                                    "delivery")
+                                                    "delivery,stages")
     args = parser.parse_args()
     sizes = args.contacts or [10000]
     workdir = Path(tempfile.mkdtemp(prefix="segmentql-bench-"))

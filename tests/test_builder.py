@@ -125,6 +125,9 @@ def test_the_seed_segment_built_through_the_controls_counts_300(browser, served,
         b.set_kind("all", "any")
         b.add_group("any", "all")
         b.add_group("any", "all")
+        b.page.get_by_role("button", name="Fold all forms", exact=True).click()  # a redraw keeps the notes
+        assert "Empty group" in b.node("any[1].all").locator(":scope > .node-note").inner_text()
+        b.page.get_by_role("button", name="Unfold all forms", exact=True).click()
         for i, (metric, value) in enumerate((("OPENS", "3"), ("CLICKS", "1"))):
             b.add_condition("any[0].all", "engagement")
             path = f"any[0].all[{i}].engagement"
@@ -177,7 +180,7 @@ def test_a_plugins_condition_gets_a_form_and_a_count_and_its_errors_land_on_its_
         focused = b.page.evaluate("() => document.activeElement.closest('li.node').dataset.nodePath")
         assert focused == "all[0].emailDomain"
         b.page.keyboard.type("example.org")
-        domain = b.node("all[0].emailDomain").get_by_role("textbox", name="in item", exact=True)
+        domain = b.node("all[0].emailDomain").get_by_role("textbox", name="in (item 1)", exact=True)
         assert domain.input_value() == "example.org"
         assert b.page.locator("p.count").get_attribute("aria-live") == "polite"
         b.count_shows(f"{expected:,}")
@@ -196,7 +199,8 @@ def test_a_value_the_schema_refuses_is_shown_on_its_node_and_field(browser, serv
     the page keeps it as given, and the service's rulePath puts the error on
     that node's field, nowhere else."""
     boiling = {"leadScore": {"tier": "BOILING"}}
-    rule = {"all": [{"leadScore": {"min": 1}}, {"any": [{"leadScore": {"min": 1}}, boiling]}]}
+    tags = {"tags": {"includesAny": ["a", "b", "c"]}}
+    rule = {"all": [{"leadScore": {"min": 1}}, {"any": [{"leadScore": {"min": 1}}, boiling]}, tags]}
     with builder_page(browser, served, link(rule)) as (b, refused, violations):
         b.use_key(seed.key)
         bad = b.node("all[1].any[1].leadScore")
@@ -206,6 +210,25 @@ def test_a_value_the_schema_refuses_is_shown_on_its_node_and_field(browser, serv
         assert b.page.locator("li.node.has-error").count() == 1
         assert b.page.locator("#banner").is_hidden()
         assert json.loads(b.fragment()["rule"]) == rule
+        # one alert says it (not the node and its field each), and folding the forms keeps it
+        assert "all[1].any[1].leadScore.tier" in b.page.locator("#rule-errors").text_content()
+        assert b.page.locator("#tree [role=alert]").count() == 0
+        b.page.get_by_role("button", name="Fold all forms", exact=True).click()
+        assert "BOILING" in bad.locator(":scope > .node-error").inner_text()
+        b.page.get_by_role("button", name="Unfold all forms", exact=True).click()
+        assert b.field("all[1].any[1].leadScore", "tier").get_attribute("aria-invalid") == "true"
+        # a list's items answer to the paths of the list sent: renumbered after a removal,
+        # none for an item left empty (it is not sent)
+        items = b.node("all[2].tags").locator("[data-field-path^='includesAny[']")
+        b.node("all[2].tags").get_by_role("button", name="Remove includesAny item 1").click()
+        first = b.field("all[2].tags", "includesAny (item 1)")
+        assert first.input_value() == "b" and first.evaluate("el => el === document.activeElement")
+        assert items.evaluate_all("els => els.map(el => [el.dataset.fieldPath, el.querySelector('input').value])") == [
+            ["includesAny[0]", "b"], ["includesAny[1]", "c"]]
+        first.fill("")
+        assert items.evaluate_all("els => els.map(el => [el.dataset.fieldPath, el.querySelector('input').value])") == [
+            ["includesAny[0]", "c"]]
+        assert json.loads(b.fragment()["rule"])["all"][2] == {"tags": {"includesAny": ["c"]}}
         b.field("all[1].any[1].leadScore", "tier").select_option("HOT")  # fixed: counted, the error gone
         b.page.wait_for_function("() => document.querySelector('[data-testid=segment-count]').dataset.count !== ''",
                                  timeout=WAIT_MS)
@@ -222,10 +245,22 @@ def test_a_link_reopens_its_rule_and_never_carries_the_key(browser, served, seed
         assert b.node("all[2].all[1].customField").count() == 1
         assert json.loads(b.fragment()["rule"]) == multi["rule"]
         stored = b.storage()
+        for loaded in (False, True):  # a link cut short, followed or loaded: said so, an empty rule, no page error
+            if loaded:
+                b.page.goto("about:blank")
+            b.page.goto(f"{served}/builder#rule=%7B%22all%2")
+            b.page.get_by_text("The link is cut short or malformed").wait_for(timeout=WAIT_MS)
+            assert "rule cannot be decoded" in b.page.locator("#banner").inner_text()
+            assert b.page.locator("li.node").count() == 1 and b.node("all").count() == 1
     assert refused == [] and violations == []
     assert stored["session"] == [["segmentql:apiKey", seed.key]] and stored["local"] == []
     with builder_page(browser, served, link(multi["rule"])) as (b, _refused, _violations):
         b.page.wait_for_timeout(500)  # another tab: no key, nothing is asked of the service
+        assert b.page.locator("#workspace").is_hidden() and b.storage()["session"] == []
+        b.page.get_by_label("API key").fill("not-a-key")  # refused: said so, and not kept
+        b.page.get_by_label("API key").press("Enter")
+        b.page.get_by_text("The key was refused").wait_for(timeout=WAIT_MS)
+        assert "The API key was refused" in b.page.locator("#banner").inner_text()
         assert b.page.locator("#workspace").is_hidden() and b.storage()["session"] == []
 
 
@@ -239,9 +274,11 @@ def test_a_segment_is_saved_renamed_updated_and_opened_with_its_charts(browser, 
         b.use_key(client.key)
         b.count_shows("1")
         b.page.get_by_label("Name").fill("hot leads")
-        b.page.get_by_role("button", name="Save as new").click()
+        b.page.get_by_role("button", name="Save as new").dblclick()  # one segment: the second click waits
         b.page.get_by_text("Saved as “hot leads”.").wait_for(timeout=WAIT_MS)
         segment_id = b.fragment()["segment"]
+        assert [s["node"]["id"] for s in post(served, client.key, "{ segments(first: 50) { edges { node { id } } } }")[
+            "segments"]["edges"]] == [segment_id]
         assert post(served, client.key, segment, id=segment_id)["segment"] == {
             "name": "hot leads", "rule": {"leadScore": {"tier": "HOT"}}}
         b.field("leadScore", "tier").select_option("WARM")
@@ -251,12 +288,23 @@ def test_a_segment_is_saved_renamed_updated_and_opened_with_its_charts(browser, 
         b.page.get_by_label("Name").fill("warm leads")
         b.page.get_by_role("button", name="Rename").click()
         b.page.get_by_text("Renamed to “warm leads”.").wait_for(timeout=WAIT_MS)
+        b.field("leadScore", "tier").select_option("COLD")
+        assert "unsaved changes" in b.page.locator("#current-segment").inner_text()
+        b.page.goto(f"{served}/builder#segment={segment_id}")  # a link to the segment alone: its saved rule
+        b.page.wait_for_function("() => location.hash.includes('WARM')", timeout=WAIT_MS)
+        assert json.loads(b.fragment()["rule"]) == {"leadScore": {"tier": "WARM"}}
+        assert b.page.locator("#current-segment").inner_text() == f"Open: “warm leads” ({segment_id})"
     assert refused == [] and violations == []
     assert post(served, client.key, segment, id=segment_id)["segment"] == {
         "name": "warm leads", "rule": {"leadScore": {"tier": "WARM"}}}
     post(served, client.key, 'mutation($id: ID!) { snapshotSegment(id: $id, label: "send") { size } }', id=segment_id)
-    with builder_page(browser, served) as (b, refused, violations):
-        b.use_key(client.key)
+    cold = link({"leadScore": {"tier": "COLD"}}, None) + f"&segment={segment_id}"
+    with builder_page(browser, served, cold) as (b, refused, violations):
+        b.use_key(client.key)  # a link's own rule for a saved segment cannot overwrite it in one click
+        b.page.get_by_text("the link's rule differs from the saved one").wait_for(timeout=WAIT_MS)
+        b.page.get_by_role("button", name="Save changes").click()  # its confirmation is dismissed
+        b.page.get_by_text("Not saved: the saved rule is kept.").wait_for(timeout=WAIT_MS)
+        assert post(served, client.key, segment, id=segment_id)["segment"]["rule"] == {"leadScore": {"tier": "WARM"}}
         b.page.get_by_role("button", name="warm leads").click()
         b.count_shows("1")
         assert json.loads(b.fragment()["rule"]) == {"leadScore": {"tier": "WARM"}}

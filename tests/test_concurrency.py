@@ -48,7 +48,7 @@ def _write_all_at_once(services, key: str, contact_id: str, n: int) -> None:
 def _expected(n: int) -> dict:
     return {"email": "x@example.com", "country": ["FR", "DE"][n % 2], "timezone": ["Europe/Paris", "Asia/Tokyo"][n % 2],
             "tags": [f"t{n}"], "leadScore": n,
-            "customFields": {"a": n, "b": f"v{n}", "c": f"2026-01-{n + 1:02}T00:00:00Z", "d": [f"m{n}"]}}
+            "customFields": {"a": n, "b": f"v{n}", "c": f"2026-01-{n + 1:02}T00:00:00.000Z", "d": [f"m{n}"]}}
 
 
 @pytest.fixture

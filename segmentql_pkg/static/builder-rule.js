@@ -66,13 +66,14 @@ export function locate(entries, path) {
   return { node: best.node, rest: path.slice(best.path.length).replace(/^\./, "") };
 }
 
-export function find(root, id) {
-  return withPaths(root).map((entry) => entry.node).find((node) => node.id === id) || null;
-}
-
-export function parentOf(root, id) {
-  for (const { node } of withPaths(root)) {
-    if ((node.children || []).some((child) => child.id === id)) return node;
+// Whether two JSON values are the same (objects compared key by key, in any order): a saved
+// rule against the one in the editor.
+export function sameJSON(a, b) {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null
+      || Array.isArray(a) !== Array.isArray(b)) {
+    return false;
   }
-  return null;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && sameJSON(a[key], b[key]));
 }

@@ -5,6 +5,7 @@
 import { RequestFailed, graphql } from "./builder-api.js";
 import { barChart, sizeChart } from "./builder-charts.js";
 import { formatNumber, h } from "./builder-dom.js";
+import { sameJSON } from "./builder-rule.js";
 
 const LIST = "query BuilderSegments { segments(first: 50) { edges { node { id name updatedAt } } } }";
 const LOAD = "query BuilderSegment($id: ID!) { segment(id: $id) { id name rule } }";
@@ -18,17 +19,22 @@ const UPDATE = `mutation BuilderUpdate($id: ID!, $name: String, $rule: RuleInput
   updateSegment(id: $id, name: $name, rule: $rule) { id name } }`;
 
 export class SavedSegments {
-  // page: {rule(), asOf(), placeErrors(errors) -> unplaced errors, opened(segment), banner(message)}
+  // page: {sending() -> {rule, entries}: the rule now and its nodes' paths, rule() -> the rule
+  // now, asOf(), placeErrors(errors, entries) -> unplaced errors, opened(segment),
+  // segmentChanged(segment), banner(message)}
   constructor(page) {
     this.page = page;
-    this.current = null;  // {id, name} of the open saved segment
+    this.current = null;  // {id, name, rule} of the open saved segment, `rule` as saved
+    this.fromLink = false;  // the editor holds a link's rule, not the open segment's saved one
+    this.writing = false;  // a save or rename is under way: the controls wait for its answer
+    this.asked = { open: 0, details: 0 };  // as the page's `asked`: only the latest answer is drawn
     this.el = (id) => document.getElementById(id);
     this.el("save-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      this.run(() => this.create());
+      this.write(() => this.create());
     });
-    this.el("save-update").addEventListener("click", () => this.run(() => this.update(true)));
-    this.el("rename").addEventListener("click", () => this.run(() => this.update(false)));
+    this.el("save-update").addEventListener("click", () => this.write(() => this.update(true)));
+    this.el("rename").addEventListener("click", () => this.write(() => this.update(false)));
     this.el("refresh-list").addEventListener("click", () => this.run(() => this.list()));
   }
 
@@ -43,6 +49,25 @@ export class SavedSegments {
     }
   }
 
+  // A write, one at a time: a second click (or Enter) while one is under way does nothing,
+  // so a segment is never created twice.
+  async write(action) {
+    if (this.writing) return;
+    this.writing = true;
+    this.controls();
+    try {
+      await this.run(action);
+    } finally {
+      this.writing = false;
+      this.controls();
+    }
+  }
+
+  controls() {
+    this.el("save-new").disabled = this.writing;
+    this.el("save-update").disabled = this.el("rename").disabled = this.writing || !this.current;
+  }
+
   name() {
     const name = this.el("segment-name").value.trim();
     if (!name) throw new RequestFailed("Give the segment a name first.");
@@ -50,24 +75,34 @@ export class SavedSegments {
   }
 
   async create() {
-    const answer = await this.mutate(CREATE, { name: this.name(), rule: this.page.rule() }, "createSegment");
-    this.show(answer);
+    const sent = this.page.sending();
+    const answer = await this.mutate(CREATE, { name: this.name(), rule: sent.rule }, "createSegment", sent.entries);
+    this.show({ ...answer, rule: sent.rule });
     await this.list();
     return `Saved as “${answer.name}”.`;
   }
 
   async update(withRule) {
-    const variables = { id: this.current.id, name: this.name() };
-    if (withRule) variables.rule = this.page.rule();
-    const answer = await this.mutate(UPDATE, variables, "updateSegment");
-    this.show(answer);
+    const { id, name, rule } = this.current;
+    const sent = this.page.sending();
+    const variables = { id, name: this.name() };
+    if (withRule) {
+      if (this.fromLink && !sameJSON(sent.rule, rule) && !window.confirm(
+        `The rule here came from a link and differs from the saved rule of “${name}”. Replace the saved rule with it?`)) {
+        return "Not saved: the saved rule is kept.";
+      }
+      variables.rule = sent.rule;
+    }
+    const answer = await this.mutate(UPDATE, variables, "updateSegment", sent.entries);
+    this.show({ ...answer, rule: withRule ? sent.rule : rule });
     await this.list();
     return withRule ? `Saved the changes to “${answer.name}”.` : `Renamed to “${answer.name}”.`;
   }
 
-  async mutate(query, variables, field) {
+  // Errors are placed on the nodes as they were when the rule was sent (`entries`).
+  async mutate(query, variables, field, entries) {
     const { data, errors } = await graphql(query, variables);
-    const unplaced = this.page.placeErrors(errors);
+    const unplaced = this.page.placeErrors(errors, entries);
     if (!data || !data[field]) {
       throw new RequestFailed(unplaced.length ? unplaced.map((e) => e.message).join("; ")
         : "Not saved: see the errors on the rule.");
@@ -89,38 +124,79 @@ export class SavedSegments {
   // Open a saved segment: its rule goes into the editor.
   async open(id) {
     const segment = await this.load(id);
+    return segment ? this.opened(segment) : "";
+  }
+
+  opened(segment) {
     this.page.opened(segment);
     this.show(segment);
     return `Opened “${segment.name}”.`;
   }
 
-  // A link's open segment: the link's rule stays in the editor (it may hold unsaved changes).
-  async reopen(id) {
-    this.show(await this.load(id));
+  // A link's open segment. Without a rule of its own the link opens the saved one; with one,
+  // that rule stays in the editor (it may hold unsaved changes), marked as differing from
+  // the saved rule when it does, and saving it over the saved one asks first: a link alone
+  // cannot make one click overwrite a segment.
+  async reopen(id, linkRule) {
+    const segment = await this.load(id);
+    if (!segment) return "";
+    if (!linkRule) return this.opened(segment);
+    this.show(segment, !sameJSON(this.page.rule(), segment.rule));
     return "";
   }
 
+  // The saved segment `id`, or null when another was asked for meanwhile (its answer wins).
   async load(id) {
+    const my = ++this.asked.open;
     const { data, errors } = await graphql(LOAD, { id });
     if (!data || !data.segment) throw new RequestFailed(errors.map((e) => e.message).join("; ") || `No segment ${id}.`);
-    return data.segment;
+    return my === this.asked.open ? data.segment : null;
   }
 
-  // Make `segment` ({id, name}) the open one, or none (null), and draw its details.
-  show(segment) {
+  // Make `segment` ({id, name, rule}) the open one, or none (null), and draw its details.
+  show(segment, fromLink = false) {
+    if (!segment || !this.current || segment.id !== this.current.id) this.el("segment-details").replaceChildren();
     this.current = segment;
-    this.el("save-update").disabled = this.el("rename").disabled = !segment;
-    this.el("current-segment").textContent = segment ? `Open: “${segment.name}” (${segment.id})` : "Not saved yet.";
+    this.fromLink = fromLink;
+    this.controls();
     if (segment) this.el("segment-name").value = segment.name;
+    this.ruleChanged();
     this.page.segmentChanged(segment);
     this.details().catch((error) => this.page.banner(error.message));
   }
 
+  // Says whether the rule in the editor is the open segment's saved one.
+  ruleChanged() {
+    const line = this.el("current-segment");
+    if (!this.current) {
+      line.textContent = "Not saved yet.";
+      return;
+    }
+    const { id, name, rule } = this.current;
+    const changed = !sameJSON(this.page.rule(), rule);
+    line.textContent = `Open: “${name}” (${id})${!changed ? "" : this.fromLink
+      ? " — unsaved changes: the link's rule differs from the saved one" : " — unsaved changes"}`;
+    line.classList.toggle("unsaved", changed);
+  }
+
+  // The key is gone: nothing shown that needed it stays (the list, the open one's details).
+  clear() {
+    this.asked.open += 1;
+    this.asked.details += 1;
+    this.el("segment-list").replaceChildren();
+    this.el("segment-details").replaceChildren();
+    this.el("segment-details").hidden = true;
+    this.el("saved-status").textContent = "";
+  }
+
   async details() {
+    const my = ++this.asked.details;
+    this.page.banner("");
     const box = this.el("segment-details");
     box.hidden = !this.current;
     if (!this.current) return;
     const { data, errors } = await graphql(DETAILS, { id: this.current.id, asOf: this.page.asOf() });
+    if (my !== this.asked.details) return;
     if (!data || !data.segment) throw new RequestFailed(errors.map((e) => e.message).join("; "));
     const { sizeHistory, analytics: a, changes } = data.segment;
     const percent = (rate) => (rate === null ? "–" : `${(rate * 100).toFixed(1)}%`);

@@ -26,6 +26,12 @@ export function isRequired(field) {
   return field.type.kind === "NON_NULL" && field.defaultValue === null;
 }
 
+// `value[name]` if `value` has it itself: a field named `constructor` or `toString` (a
+// plugin's) must not read what every object inherits.
+export function own(value, name) {
+  return Object.hasOwn(value, name) ? value[name] : undefined;
+}
+
 export function nullable(ref) {
   return ref.kind === "NON_NULL" ? ref.ofType : ref;
 }
@@ -42,7 +48,8 @@ export function missing(model, ref, value, path = "") {
   const fields = model.types.get(type.name).inputFields;
   return fields.flatMap((field) => {
     const here = path ? `${path}.${field.name}` : field.name;
-    if (value[field.name] === undefined) return isRequired(field) ? [here] : [];
-    return missing(model, field.type, value[field.name], here);
+    const given = own(value, field.name);
+    if (given === undefined) return isRequired(field) ? [here] : [];
+    return missing(model, field.type, given, here);
   });
 }

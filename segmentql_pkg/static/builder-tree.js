@@ -1,15 +1,17 @@
 // The rule tree on the page: ALL / ANY / NOT groups holding conditions and groups, each
 // node with its tools (move up, down, out of its group, wrap in a group, remove), its count
-// bar, its explanation and its errors. Every control is a real button, select or input
-// with a label, so the tree can be built from the keyboard alone; after a change the
-// focus stays on the node that changed.
+// bar, its explanation, its notes and its errors. Every control is a real button, select or
+// input with a label, so the tree can be built from the keyboard alone; after a change the
+// focus stays on the node that changed (after a removal: on the next node, else on its
+// group's "condition to add").
 
 import { formatNumber, h } from "./builder-dom.js";
 import { clearFields, conditionForm, markField } from "./builder-form.js";
 import { missing } from "./builder-schema.js";
-import { condition, find, group, parentOf, withPaths } from "./builder-rule.js";
+import { condition, group, withPaths } from "./builder-rule.js";
 import { nodeBar } from "./builder-charts.js";
 
+const ADD_CHOICE = "> .node-body > .add-row .add-choice";
 const KINDS = { all: "ALL of", any: "ANY of", not: "NOT (none of)" };
 
 // Why a node cannot be sent yet (an empty group, a condition missing required values), by node.
@@ -25,11 +27,13 @@ export function problems(root, model) {
 }
 
 export class TreeEditor {
-  // `onChange()`: the rule changed. What the service said last (counts, an explanation) is
-  // kept by node id and drawn again, marked stale, when the tree is redrawn.
-  constructor(container, model, onChange) {
-    Object.assign(this, { container, model, onChange, root: group("all"), elements: new Map(),
-      counts: new Map(), stale: false, explanation: null });
+  // `onChange()`: the rule changed; `announce(text)`: say it to a screen reader (the rule's
+  // errors, once each time they change). What was drawn on the nodes last (counts, an
+  // explanation, notes, errors) is kept by node id and drawn again when the tree is redrawn
+  // (counts marked stale), so folding a form or moving a node loses none of it.
+  constructor(container, model, onChange, announce) {
+    Object.assign(this, { container, model, onChange, announce, root: group("all"), elements: new Map(),
+      counts: new Map(), stale: false, explanation: null, notes: new Map(), errors: [], announced: "" });
   }
 
   set(root) {
@@ -39,27 +43,30 @@ export class TreeEditor {
 
   render(focus = null) {
     this.elements = new Map();
-    this.container.replaceChildren(h("ol", { class: "tree" }, this.nodeElement(this.root, "")));
+    this.container.replaceChildren(h("ol", { class: "tree" }, this.nodeElement(this.root, "", null, null)));
     this.showCounts(this.counts, this.stale);
     this.showExplanation(this.explanation);
+    this.showNotes(this.notes);
+    this.drawErrors();
     if (focus) {
       const target = this.container.querySelector(`[data-node-id="${focus.id}"] ${focus.selector}`);
       if (target) target.focus();
     }
   }
 
-  nodeElement(node, at) {
+  // `parent` and `grand` (its parent) are passed down: looking them up per node would make
+  // drawing the tree quadratic.
+  nodeElement(node, at, parent, grand) {
     const path = at ? `${at}.${node.group || node.field}` : node.group || node.field;
-    const parent = parentOf(this.root, node.id);
     const title = node.group ? this.kindSelect(node, path) : h("h3", { class: "node-title" }, node.field);
     const li = h("li", { class: `node ${node.group ? "group" : "condition"}`, "data-node-id": node.id, "data-node-path": path },
       h("div", { class: "node-head" }, title,
         h("span", { class: "node-status" }, h("span", { class: "node-count" }), h("span", { class: "node-match" })),
-        h("span", { class: "node-tools" }, this.tools(node, parent, path))),
+        h("span", { class: "node-tools" }, this.tools(node, parent, grand, path))),
       h("p", { class: "node-note" }),
-      h("p", { class: "node-error", role: "alert" }),
+      h("p", { class: "node-error" }),
       h("ul", { class: "observed" }),
-      h("div", { class: "node-body" }, node.group ? this.groupBody(node, path) : this.conditionBody(node)));
+      h("div", { class: "node-body" }, node.group ? this.groupBody(node, path, parent) : this.conditionBody(node)));
     this.elements.set(node.id, li);
     return li;
   }
@@ -75,14 +82,19 @@ export class TreeEditor {
     return select;
   }
 
-  tools(node, parent, path) {
+  tools(node, parent, grand, path) {
     const siblings = parent ? parent.children : [];
     const index = siblings.indexOf(node);
-    const grand = parent ? parentOf(this.root, parent.id) : null;
-    const tool = (name, text, label, enabled, act) => h("button", {
-      type: "button", class: "tool", "data-tool": name, "aria-label": `${label} ${path}`, title: label, disabled: !enabled,
-      onclick: () => { act(); this.changed({ id: node.id, selector: `> .node-head [data-tool="${name}"]` }); },
-    }, text);
+    // `focus()` after `act()`: where the focus goes (by default it stays on the tool).
+    const stay = (name) => () => ({ id: node.id, selector: `> .node-head [data-tool="${name}"]` });
+    const tool = (name, text, label, enabled, act, focus = stay(name)) =>
+      h("button", {
+        type: "button", class: "tool", "data-tool": name, "aria-label": `${label} ${path}`, title: label, disabled: !enabled,
+        onclick: () => {
+          act();
+          this.changed(focus());
+        },
+      }, text);
     const fold = node.group ? null : h("button", {
       type: "button", class: "tool", "data-tool": "fold", "aria-expanded": String(!node.folded),
       "aria-label": `Form of ${path}`, title: node.folded ? "Show the form" : "Fold the form to one line",
@@ -108,11 +120,15 @@ export class TreeEditor {
       tool("remove", "✕", parent ? "Remove" : "Clear the rule", true, () => {
         if (parent) siblings.splice(index, 1);
         else this.root = group("all");
+      }, () => {
+        const next = siblings[index];
+        if (next) return { id: next.id, selector: '> .node-head [data-tool="remove"]' };
+        return { id: parent ? parent.id : this.root.id, selector: ADD_CHOICE };
       }),
     ];
   }
 
-  groupBody(node, path) {
+  groupBody(node, path, parent) {
     const full = node.group === "not" && node.children.length >= 1;
     const choice = h("select", { class: "add-choice", "aria-label": `Condition to add to ${path}`, disabled: full },
       this.model.conditions.map((field) => h("option", { value: field.name, title: field.description || "" }, field.name)));
@@ -126,7 +142,7 @@ export class TreeEditor {
     }, text);
     return [
       h("ol", { class: "children" }, node.children.map((child, i) =>
-        this.nodeElement(child, node.group === "not" ? path : `${path}[${i}]`))),
+        this.nodeElement(child, node.group === "not" ? path : `${path}[${i}]`, node, parent))),
       h("div", { class: "add-row" }, choice,
         add("condition", "Add condition", () => condition(choice.value, {})),
         add("all", "Add ALL group", () => group("all")),
@@ -180,26 +196,42 @@ export class TreeEditor {
   }
 
   showNotes(notes) {
+    this.notes = notes;
     for (const [id, li] of this.elements) li.querySelector(":scope > .node-note").textContent = notes.get(id) || "";
   }
 
-  // errors: [{node, rest, message}] placed on their node (and field); the others are returned.
+  // errors: [{node, rest, message, path}] placed on their node (and field); the others (their
+  // node is gone, or none) are returned. The placed ones are announced when they changed.
   showErrors(errors) {
+    const unplaced = errors.filter(({ node }) => !node || !this.elements.has(node.id));
+    this.errors = errors.filter((error) => !unplaced.includes(error));
+    this.drawErrors();
+    const text = this.errors.length
+      ? `The rule has ${this.errors.length === 1 ? "an error" : `${this.errors.length} errors`}: `
+        + this.errors.map(({ path, message }) => (path ? `${path}: ${message}` : message)).join("; ")
+      : "";
+    if (text !== this.announced) {
+      this.announced = text;
+      this.announce(text);
+    }
+    return unplaced;
+  }
+
+  drawErrors() {
     for (const li of this.elements.values()) {
       li.classList.remove("has-error");
       li.querySelector(":scope > .node-error").textContent = "";
       const form = li.querySelector(":scope > .node-body > .condition-form");
       if (form) clearFields(form);
     }
-    return errors.filter(({ node, rest, message }) => {
-      const li = node && find(this.root, node.id) ? this.elements.get(node.id) : null;
-      if (!li) return true;
+    for (const { node, rest, message } of this.errors) {
+      const li = this.elements.get(node.id);
+      if (!li) continue;
       li.classList.add("has-error");
       li.querySelector(":scope > .node-error").textContent = message;
       const form = li.querySelector(":scope > .node-body > .condition-form");
       if (form && rest) markField(form, rest, message);
-      return false;
-    });
+    }
   }
 
   // explanation: {matched: Map id -> {matched, values}} or null to clear.

@@ -3,7 +3,7 @@
 // (`#rule=<URL-encoded JSON>`, with `asOf` and the open `segment` when set), so a link
 // reopens it; the fragment never carries the key.
 
-import { RequestFailed, graphql, keepKey, storedKey } from "./builder-api.js";
+import { RequestFailed, graphql, keepKey, listen, storedKey } from "./builder-api.js";
 import { formatNumber } from "./builder-dom.js";
 import { fromRule, group, locate, toRule, withPaths } from "./builder-rule.js";
 import { INTROSPECTION, schemaModel } from "./builder-schema.js";
@@ -25,10 +25,21 @@ let explainId = "";  // the contact being explained
 let asked = 0;  // numbers the rule's versions: an answer about an older one is dropped
 let timer = null;
 let detailsTimer = null;  // the open segment's analytics follow "As of", debounced too
+let building = null;  // the page being built (introspection): a second start waits for it
+const notices = new Map();  // what the banner says, by who said it: each replaces only its own
 
-function banner(message) {
-  $("banner-text").textContent = message;
-  $("banner").hidden = !message;
+// `source`: "link", "count", "key", "saved" or "rate". The banner is an alert: its text is
+// written only when it changes, so an unchanged error is not announced again.
+function banner(message, source = "key") {
+  if (message) notices.set(source, message);
+  else notices.delete(source);
+  const text = [...notices.values()].join(" ");
+  if ($("banner-text").textContent !== text) $("banner-text").textContent = text;
+  $("banner").hidden = !text;
+}
+
+function setText(id, text) {
+  if ($(id).textContent !== text) $(id).textContent = text;
 }
 
 function asOf() {
@@ -37,13 +48,21 @@ function asOf() {
 
 // --- the URL fragment ---
 
+// {found: name -> value, unreadable: name -> why}: a link cut short (`%7B%22all%2`) or
+// mangled cannot be decoded, and must not stop the page.
 function readFragment() {
   const found = new Map();
+  const unreadable = new Map();
   for (const part of window.location.hash.replace(/^#/, "").split("&")) {
     const at = part.indexOf("=");
-    if (at > 0) found.set(part.slice(0, at), decodeURIComponent(part.slice(at + 1)));
+    if (at <= 0) continue;
+    try {
+      found.set(part.slice(0, at), decodeURIComponent(part.slice(at + 1)));
+    } catch (error) {
+      unreadable.set(part.slice(0, at), error.message);
+    }
   }
-  return found;
+  return { found, unreadable };
 }
 
 function writeFragment() {
@@ -54,25 +73,32 @@ function writeFragment() {
 }
 
 function restore() {
-  const fragment = readFragment();
+  const { found: fragment, unreadable } = readFragment();
+  const faults = [...unreadable].map(([name, why]) => `its ${name} cannot be decoded (${why})`);
   if (fragment.has("asOf")) $("as-of").value = fragment.get("asOf");
   let root = group("all");
   if (fragment.has("rule")) {
     try {
       root = fromRule(JSON.parse(fragment.get("rule")));
     } catch (error) {
-      banner(`The link's rule cannot be read: ${error.message}`);
+      faults.push(`its rule cannot be read (${error.message})`);
     }
   }
+  banner(faults.length ? `The link is cut short or malformed: ${faults.join("; ")}. `
+    + "The rule here starts empty." : "", "link");
   tree.set(root);
-  if (fragment.has("segment")) saved.run(() => saved.reopen(fragment.get("segment")));
+  const linkRule = fragment.has("rule") || unreadable.has("rule");
+  if (fragment.has("segment")) saved.run(() => saved.reopen(fragment.get("segment"), linkRule));
   else if (saved.current) saved.show(null);
 }
 
 // --- counting, explaining, errors ---
 
+// While a count is under way the count's live region is busy (not announced); it speaks
+// once, when the answer is drawn.
 function ruleChanged() {
   writeFragment();
+  saved.ruleChanged();
   const my = ++asked;
   clearTimeout(timer);
   tree.showCounts(tree.counts, true);
@@ -82,14 +108,16 @@ function ruleChanged() {
     showCount(null, "Complete the rule to count it (see the notes on the rule).");
     return;
   }
-  $("count-status").textContent = "Counting…";
+  $("count").setAttribute("aria-busy", "true");
+  setText("count-status", "");
   timer = setTimeout(() => refresh(my), DEBOUNCE_MS);
 }
 
 function showCount(count, status) {
-  $("segment-count").textContent = count === null ? "—" : formatNumber(count);
+  setText("segment-count", count === null ? "—" : formatNumber(count));
   $("segment-count").dataset.count = count === null ? "" : String(count);
-  $("count-status").textContent = status;
+  setText("count-status", status);
+  $("count").setAttribute("aria-busy", "false");
 }
 
 async function refresh(my) {
@@ -99,7 +127,7 @@ async function refresh(my) {
     const { data, errors } = await graphql(PREVIEW, variables);
     if (my !== asked) return;
     const unplaced = placeErrors(errors, entries);
-    banner(unplaced.map((error) => error.message).join("; "));
+    banner(unplaced.map((error) => error.message).join("; "), "count");
     if (data && data.segmentPreview) {
       const byPath = new Map(entries.map((entry) => [entry.path, entry.node.id]));
       tree.showCounts(new Map(data.segmentPreview.breakdown.map((node) => [byPath.get(node.path), node.count])), false);
@@ -111,7 +139,7 @@ async function refresh(my) {
   } catch (error) {
     if (!(error instanceof RequestFailed)) throw error;
     if (my === asked) {
-      banner(error.message);
+      banner(error.message, "count");
       showCount(null, "");
     }
   }
@@ -124,13 +152,14 @@ function errorPath(error) {
   return typeof path === "string" ? path : null;
 }
 
-// Show errors on the nodes (and fields) their paths name; return the others.
-function placeErrors(errors, entries = withPaths(tree.root)) {
+// Show errors on the nodes (and fields) their paths name, among `entries` (the nodes' paths
+// when the rule was sent); return the others.
+function placeErrors(errors, entries) {
   const placed = errors.map((error) => {
     const path = errorPath(error);
     const where = path === null ? null : locate(entries, path);
     const message = path && error.message.startsWith(`${path}: `) ? error.message.slice(path.length + 2) : error.message;
-    return { error, node: where && where.node, rest: where ? where.rest : "", message };
+    return { error, path, node: where && where.node, rest: where ? where.rest : "", message };
   });
   return tree.showErrors(placed).map((item) => item.error);
 }
@@ -151,33 +180,59 @@ async function explain(my, entries, variables) {
     + "each node of the rule shows whether it matches, with the values that decided it.";
 }
 
+// --- the key ---
+
+// Nothing that needed the key stays shown: counts, the explanation, the saved segments.
+function forget(status) {
+  setText("key-status", status);
+  asked += 1;
+  clearTimeout(timer);
+  clearTimeout(detailsTimer);
+  if (!tree) return;
+  tree.showCounts(new Map(), false);
+  tree.showExplanation(null);
+  setText("explain-status", "");
+  showCount(null, "");
+  saved.clear();
+}
+
 // --- start ---
 
+// Build the page once (a stored key and a typed one may both start it before introspection
+// answers), then count and list with the key now kept.
 async function start() {
-  banner("");
-  $("key-status").textContent = "Key set.";
-  if (tree) {  // another key for the page already built
-    ruleChanged();
-    saved.run(() => saved.list());
+  banner("", "key");
+  setText("key-status", "Key set.");
+  const mine = building || build();
+  building = mine;
+  if (!(await mine)) {
+    if (building === mine) building = null;
     return;
   }
+  ruleChanged();
+  saved.run(() => saved.list());
+  if (saved.current) saved.details().catch((error) => banner(error.message, "saved"));
+}
+
+async function build() {
   let model;
   try {
     const { data, errors } = await graphql(INTROSPECTION);
     if (errors.length) throw new RequestFailed(errors.map((error) => error.message).join("; "));
     model = schemaModel(data);
   } catch (error) {
-    banner(error.message);
-    $("key-status").textContent = "";
-    return;
+    banner(error.message, "key");
+    if (storedKey()) setText("key-status", "");  // (a refused key is gone, and said so)
+    return false;
   }
   $("workspace").hidden = false;
-  tree = new TreeEditor($("tree"), model, ruleChanged);
+  tree = new TreeEditor($("tree"), model, ruleChanged, (text) => setText("rule-errors", text));
   saved = new SavedSegments({
     rule: () => toRule(tree.root),
+    sending: () => ({ rule: toRule(tree.root), entries: withPaths(tree.root) }),
     asOf,
-    placeErrors: (errors) => placeErrors(errors),
-    banner,
+    placeErrors,
+    banner: (message) => banner(message, "saved"),
     opened(segment) {
       tree.set(fromRule(segment.rule));
       ruleChanged();
@@ -188,11 +243,14 @@ async function start() {
     },
   });
   restore();
-  ruleChanged();
-  saved.run(() => saved.list());
+  return true;
 }
 
 function wire() {
+  listen({
+    keyRefused: () => forget("The key was refused: type a valid one."),
+    waiting: (seconds) => banner(seconds ? `Rate limited, retrying in ${seconds} s…` : "", "rate"),
+  });
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const key = $("api-key").value.trim();
@@ -203,15 +261,18 @@ function wire() {
   });
   $("forget-key").addEventListener("click", () => {
     keepKey("");
-    $("key-status").textContent = "Key forgotten.";
+    forget("Key forgotten.");
   });
   $("as-of").addEventListener("input", () => {
     if (!tree) return;
     ruleChanged();
     clearTimeout(detailsTimer);
-    detailsTimer = setTimeout(() => saved.details().catch((error) => banner(error.message)), DEBOUNCE_MS);
+    detailsTimer = setTimeout(() => saved.details().catch((error) => banner(error.message, "saved")), DEBOUNCE_MS);
   });
-  $("banner-close").addEventListener("click", () => banner(""));
+  $("banner-close").addEventListener("click", () => {
+    notices.clear();
+    banner("");
+  });
   $("fold-all").addEventListener("click", () => tree && tree.foldAll(true));
   $("unfold-all").addEventListener("click", () => tree && tree.foldAll(false));
   $("explain-form").addEventListener("submit", (event) => {

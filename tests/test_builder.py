@@ -12,7 +12,7 @@ segment there."""
 import contextlib
 import json
 import os
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -76,7 +76,8 @@ class Builder:
             arg=text, timeout=WAIT_MS)
 
     def fragment(self) -> dict[str, str]:
-        fragment = urlparse(self.page.url).fragment
+        # Read in the page: playwright's page.url follows replaceState through events it may not have seen yet.
+        fragment = self.page.evaluate("() => location.hash").removeprefix("#")
         return {k: unquote(v) for k, v in (part.split("=", 1) for part in fragment.split("&") if part)}
 
     def storage(self) -> dict[str, list]:
@@ -305,7 +306,8 @@ def test_a_segment_is_saved_renamed_updated_and_opened_with_its_charts(browser, 
         b.page.get_by_role("button", name="Save changes").click()  # its confirmation is dismissed
         b.page.get_by_text("Not saved: the saved rule is kept.").wait_for(timeout=WAIT_MS)
         assert post(served, client.key, segment, id=segment_id)["segment"]["rule"] == {"leadScore": {"tier": "WARM"}}
-        b.page.get_by_role("button", name="warm leads").click()
+        b.page.get_by_role("button", name="warm leads").click()  # (COLD counts 1 too: wait for the opened rule)
+        b.page.wait_for_function("() => location.hash.includes('WARM')", timeout=WAIT_MS)
         b.count_shows("1")
         assert json.loads(b.fragment()["rule"]) == {"leadScore": {"tier": "WARM"}}
         assert b.fragment()["segment"] == segment_id

@@ -55,9 +55,9 @@ def shop(segmentql, segmentql_database_uri, tmp_path) -> Shop:
     shop.graphql(f"mutation {{ upsertContacts(contacts: [{contacts}]) {{ accepted }} }}")
     shop.segment = shop.graphql('mutation { createSegment(name: "red shirts", rule: {purchased: {sku: "TSHIRT-RED"}}) '
                                 "{ id count } }")["createSegment"]
-    lines = [json.dumps({"contactId": c, "sku": sku, "amount": amount,
+    lines = [json.dumps({"id": f"{c}{n}", "contactId": c, "sku": sku, "amount": amount,
                          "at": (NOW - dt.timedelta(days=days)).isoformat()})
-             for c, bought in PURCHASES.items() for sku, amount, days in bought]
+             for c, bought in PURCHASES.items() for n, (sku, amount, days) in enumerate(bought)]
     (tmp_path / "purchases.ndjson").write_text("\n".join(lines) + "\n")
     done = shop.run("segmentql_purchases.cli", "import", str(tmp_path / "purchases.ndjson"), "--workspace", shop.name)
     assert done.returncode == 0, done.stderr
@@ -89,12 +89,22 @@ def test_the_import_brings_saved_segments_up_to_date_and_refuses_bad_lines(shop,
     query = "query($id: ID!) { segment(id: $id) { count } }"
     assert shop.graphql(query, id=shop.segment["id"])["segment"]["count"] == 2
     bad = tmp_path / "bad.ndjson"
-    bad.write_text('{"contactId": "a", "sku": "X", "amount": 1, "at": "2026-11-20T10:00:00Z"}\n'
-                   '{"contactId": "a", "sku": "X", "amount": -1, "at": "2026-11-20T10:00:00Z"}\n')
+    bad.write_text('{"id": "x1", "contactId": "a", "sku": "X", "amount": 1, "at": "2026-11-20T10:00:00Z"}\n'
+                   '{"id": "x2", "contactId": "a", "sku": "X", "amount": -1, "at": "2026-11-20T10:00:00Z"}\n')
     done = shop.run("segmentql_purchases.cli", "import", str(bad), "--workspace", shop.name)
     assert done.returncode == 2
     assert done.stderr.strip() == "segmentql-purchases: line 2: amount must be a number, at least 0"
     assert shop.members({"purchased": {"sku": "X"}}) == []  # nothing of the file was stored
+
+
+def test_importing_a_file_again_stores_each_purchase_once(shop, tmp_path):
+    """As after an import killed part way and run again: purchases are stored by id."""
+    done = shop.run("segmentql_purchases.cli", "import", str(tmp_path / "purchases.ndjson"), "--workspace", shop.name)
+    assert done.returncode == 0, done.stderr
+    assert "stored 0 purchases (4 stored before)" in done.stdout
+    node = shop.graphql('{ explainMembership(contactId: "b", rule: {purchased: {}}) '
+                        "{ nodes { values { value } } } }")["explainMembership"]["nodes"][0]
+    assert node["values"] == [{"value": 2}]  # b's two purchases, not four
 
 
 def test_a_bad_rule_is_an_invalid_rule(segmentql):

@@ -11,7 +11,7 @@ it is made and a clash names both plugins (as tox and devpi do).
 import importlib
 import importlib.metadata
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pluggy
@@ -20,7 +20,7 @@ from strawberry.types.base import get_object_definition
 from . import hookspecs
 from .api import Condition
 from .conditions import BUILTIN_MODULES
-from .storage import NO_STORAGE, RegisteredCollection, Storage, StorageError, collect_storage
+from .storage import NO_STORAGE, Storage, StorageError, collect_storage
 from .version import DECLARATION, api_mismatch
 
 # The group keys of a rule tree (``{"all": [...]}``, ``{"not": {...}}``): the
@@ -64,7 +64,6 @@ class ConditionRegistry:
         self.plugins = plugins
         self.disabled = list(disabled)  # known but not loaded (blocked, or not allow-listed): no fields
         self.storage = storage  # collections, contact indexes and rollups (plugins/storage.py)
-        self.collections: Mapping[str, RegisteredCollection] = storage.collections
 
     def __contains__(self, field: str) -> bool:
         return field in self.conditions

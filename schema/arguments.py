@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Annotated
 
 import strawberry
-from graphql import VariableNode
+from graphql import FieldNode, ValueNode, VariableNode
 from strawberry.types import Info
 
 from segmentql.server.errors import BadArgument
@@ -30,12 +30,18 @@ def in_range(name: str, value: int, low: int, high: int) -> int:
     return value
 
 
+def argument_value(field: FieldNode, name: str) -> ValueNode | None:
+    """The value the document gives the field's argument ``name`` (a literal or
+    a variable), None when it gives none."""
+    return next((a.value for a in field.arguments or () if a.name.value == name), None)
+
+
 def sent(info: Info, name: str) -> bool:
     """Whether the request gave the field's argument ``name`` (written in the
     document, or a variable the request sent): an argument with a default
     arrives with a value either way."""
     raw = info._raw_info
-    value = next((a.value for a in raw.field_nodes[0].arguments or () if a.name.value == name), None)
+    value = argument_value(raw.field_nodes[0], name)
     if isinstance(value, VariableNode):
         return value.name.value in raw.variable_values
     return value is not None

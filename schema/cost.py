@@ -79,6 +79,7 @@ from segmentql.server.errors import QueryTooCostly
 from segmentql.server.splits import MAX_VARIANTS
 from segmentql.server.webhooks import MAX_DELIVERIES_PAGE, MAX_WEBHOOKS
 
+from .arguments import argument_value
 from .build import MAX_BATCH
 from .fragments import Fragments
 
@@ -184,8 +185,9 @@ class _Walk:
 
     def _size(self, node: FieldNode, definition, weight: Weight) -> int | None:
         name = weight.backward if weight.backward and self._given(node, weight.backward) else weight.size
+        assert name is not None, "asked only of weights with a size"
         argument = definition.args[name]
-        given = next((a.value for a in node.arguments or () if a.name.value == name), None)
+        given = argument_value(node, name)
         value = MISSING if given is None else self._value(given)
         if value is MISSING:
             value = None if argument.default_value is Undefined else argument.default_value
@@ -195,7 +197,7 @@ class _Walk:
 
     def _given(self, node: FieldNode, name: str) -> bool:
         """Whether the field is given argument ``name`` (a variable counts unless it is null)."""
-        given = next((a.value for a in node.arguments or () if a.name.value == name), None)
+        given = argument_value(node, name)
         return given is not None and self._value(given) not in (None, MISSING)
 
     def selections(self, selection_set: SelectionSetNode, parent, items: int | None) -> Cost:

@@ -211,7 +211,7 @@ def _placed(error: GraphQLError, keys: Keys, reason: str) -> GraphQLError:
 def placed(errors: list[GraphQLError], schema: GraphQLSchema, document: DocumentNode | None,
            variables: Mapping[str, Any] | None) -> list[GraphQLError]:
     """``errors``, those about a rule's input as InvalidRule errors at their place."""
-    if document is None:
+    if document is None or not errors:
         return errors
     arguments = RuleArguments(schema, document)
     if not arguments.nodes:

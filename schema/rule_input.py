@@ -23,6 +23,8 @@ from strawberry.types import Info
 from segmentql.plugins.registry import GROUPS, ConditionRegistry
 from segmentql.server.coercion import to_document
 
+from .arguments import argument_value
+
 __all__ = ["RULE_INPUT", "SentVariables", "build_rule_input", "sent_value", "to_document"]
 
 RULE_INPUT = "RuleInput"
@@ -79,7 +81,8 @@ def sent_value(info: Info, argument: str) -> Any:
     came), nothing coerced and no default added. What a saved segment
     stores, and ``Segment.rule`` returns."""
     raw = info._raw_info
-    (node,) = (a.value for a in raw.field_nodes[0].arguments or () if a.name.value == argument)
+    node = argument_value(raw.field_nodes[0], argument)
+    assert node is not None, f"called for `{argument}`, which the document does not give"
     sent = SENT_VARIABLES.get() or {}
     defaults = {definition.variable.name.value: definition.default_value
                 for definition in raw.operation.variable_definitions or () if definition.default_value is not None}

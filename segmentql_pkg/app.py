@@ -229,7 +229,7 @@ class Gate:
 
     async def _run(self, scope, receive, send) -> None:
         """GraphQL for one authenticated request, within its budget, cancelled if its client hangs up."""
-        workspace = scope["segmentql.workspace"].id
+        workspace = scope["segmentql.access"].workspace.id
         with (self.state.lanes.of(workspace) as lanes,
               deadline.request_budget(self.state.settings.request_timeout_ms, lanes) as budget):
             if await _cancelled_on_hang_up(self.app, scope, receive, send):
@@ -262,7 +262,7 @@ class Gate:
         a POST's body is read whole, checked, and given in one message before
         strawberry reads it. A body past the size limit is refused (413)."""
         limited = _limited_receive(receive, self.state.settings.max_body_bytes)
-        document = partial(self.state.persisted.query, scope["segmentql.workspace"].id)
+        document = partial(self.state.persisted.query, scope["segmentql.access"].workspace.id)
         if scope["method"] != "POST":
             params = Request(scope).query_params
             try:
@@ -301,7 +301,7 @@ class Gate:
         found = await authenticate(self.state.db, request)
         if isinstance(found, Response):
             return found
-        scope["segmentql.workspace"], scope["segmentql.access"] = found.workspace, found
+        scope["segmentql.access"] = found
         return None
 
     @staticmethod

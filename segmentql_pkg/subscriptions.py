@@ -97,8 +97,11 @@ class KeyedTransportWS(BaseGraphQLTransportWSHandler):
         return True
 
     async def _watch_key(self) -> None:
-        while await self._key_valid():
+        """Looks the key up again every KEY_CHECK_SECONDS (connection_init has just looked it up)."""
+        while True:
             await asyncio.sleep(KEY_CHECK_SECONDS)
+            if not await self._key_valid():
+                return
 
 
 class OperationsByTransport(SchemaExtension):

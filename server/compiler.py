@@ -327,7 +327,7 @@ def _stage(stage: object, here: str, plugin: str, ctx: CompileContext, registry:
     if set(spec) != set(LOOKUP_KEYS) or not all(isinstance(v, str) and v and v[0] != "$" for v in spec.values()):
         raise ConditionFailed(here, plugin, f"returned a $lookup stage that is not {{{', '.join(LOOKUP_KEYS)}}} "
                                             "with field paths and a collection name")
-    declared = registry.collections.get(spec["from"])
+    declared = registry.storage.collections.get(spec["from"])
     if declared is None or declared.plugin != plugin:
         raise ConditionFailed(here, plugin, f"returned a $lookup on the collection {spec['from']!r}, "
                                             f"which plugin {plugin!r} does not declare")
@@ -489,8 +489,9 @@ class CompiledRule:
         namespace projected away."""
         staged = self.stages
         clauses = _conjuncts(self.query)  # so a condition's $expr clause leaves its group's plain ones in front
-        later = [c for c in clauses if staged and _reads_stage_fields(c)]
-        clauses = [c for c in clauses if c not in later]
+        reads_stages = [bool(staged) and _reads_stage_fields(c) for c in clauses]
+        later = [c for c, reads in zip(clauses, reads_stages, strict=True) if reads]
+        clauses = [c for c, reads in zip(clauses, reads_stages, strict=True) if not reads]
         plain = [c for c in clauses if "$expr" not in _operators(c)]
         costly = [c for c in clauses if "$expr" in _operators(c)]
         first = _merge_fields(_and([{"workspace_id": self.workspace_id}, *([extra] if extra else []), *plain]))

@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 import bson
 
 from segmentql.plugins.contact import DAYS_KEPT, DEVICE_SERIES, DEVICES, METRIC_SERIES, UTC, day_number
-from segmentql.plugins.storage import RegisteredRollup
+from segmentql.plugins.storage import EVENT_FIELDS, RegisteredRollup
 
 from .instants import RANGE, OutOfRange, checked
 
@@ -291,12 +291,15 @@ class UnusableRollup(ValueError):
     """A plugin's compute returned a value segmentql does not store."""
 
 
+# Where the stored layout keeps a public event field under another name.
+STORED_EVENT_FIELDS = {"campaignId": "campaign_id"}
+
+
 def public_events(events: Iterable[Mapping]) -> list[dict]:
     """A contact's stored events (checked by :func:`compute_stats`) in the
     shape the hook documents (``segmentql_register_rollups``), oldest first:
     the stored layout (``campaign_id``, ``workspace_id``) stays private."""
-    public = [{"id": ev.get("id"), "type": ev["type"], "at": ev["at"], "campaignId": ev.get("campaign_id"),
-               "url": ev.get("url"), "device": ev.get("device")} for ev in events]
+    public = [{field: ev.get(STORED_EVENT_FIELDS.get(field, field)) for field in EVENT_FIELDS} for ev in events]
     return sorted(public, key=lambda ev: (ev["at"], str(ev["id"])))
 
 

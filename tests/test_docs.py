@@ -37,8 +37,9 @@ def test_the_example_plugin_is_installed_and_listed():
                      "builtin": False, "enabled": True, "fields": ["emailDomain"]}]
 
 
-def test_the_example_plugins_own_tests_pass_with_the_test_kit():
-    example = REPO / "examples" / "segmentql-email-domain"
+@pytest.mark.parametrize("package", ["segmentql-email-domain", "segmentql-purchases"])
+def test_the_example_plugins_own_tests_pass_with_the_test_kit(package):
+    example = REPO / "examples" / package
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(example / "tests")],
                           cwd=example, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]

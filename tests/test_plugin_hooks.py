@@ -135,7 +135,7 @@ def click(eid: str, contact: str, at: str, url: str = "https://x/a") -> dict:
 
 def test_a_declared_collection_exists_after_startup_with_workspace_led_indexes(hooks_http):
     registry = hooks_http.app.state.segmentql.registry
-    assert registry.collections["loyalty_points"].plugin == "loyalty"
+    assert registry.storage.collections["loyalty_points"].plugin == "loyalty"
     keys = {tuple(spec["key"].items()): spec.get("unique", False)
             for spec in indexes(hooks_http, "loyalty_points").values()}
     assert keys[(("workspace_id", 1), ("contact_id", 1), ("at", -1))] is False

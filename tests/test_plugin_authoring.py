@@ -30,6 +30,7 @@ from segmentql.plugins.registry import load_registry
 
 from .conftest import REPO, new_workspace
 from .conftest import segmentql as run_cli
+from .distributions import dist_info
 
 GUIDE = (REPO / "docs" / "plugins.md").read_text()
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -318,12 +319,7 @@ def editable_stand_in(project: Path, site: Path) -> None:
     declares (read from it), in ``site``; the package itself is imported from
     ``project`` (PYTHONPATH). The repository's venv stays as it is."""
     config = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    info = site / f"{canonicalize_name(config['name']).replace('-', '_')}-{config['version']}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {config['name']}\nVersion: {config['version']}\n")
-    (info / "entry_points.txt").write_text("".join(
-        f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in entries.items())
-        for group, entries in config["entry-points"].items()))
+    dist_info(site, config["name"], config["version"], config["entry-points"])
 
 
 def without_the_suites_own_test_dependencies(shadow: Path) -> list[str]:

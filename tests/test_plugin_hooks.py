@@ -25,6 +25,7 @@ from segmentql.server import database
 from segmentql.server.database import MAX_CONTACT_INDEXES, Database, LimitExceeded
 
 from .conftest import REPO, GraphQLClient, new_workspace, segmentql
+from .distributions import dist_info
 
 HOOKS_DATABASE = "segmentql_plugin_hooks"
 
@@ -106,10 +107,7 @@ def installed(tmp_path_factory) -> Path:
     """A directory that, on PYTHONPATH, installs the loyalty plugin (a
     distribution with a ``segmentql.conditions`` entry point)."""
     site = tmp_path_factory.mktemp("site")
-    info = site / "segmentql_loyalty-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: segmentql-loyalty\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[segmentql.conditions]\nloyalty = tests.test_plugin_hooks:PLUGIN\n")
+    dist_info(site, "segmentql-loyalty", "1.0", {"segmentql.conditions": {"loyalty": "tests.test_plugin_hooks:PLUGIN"}})
     return site
 
 

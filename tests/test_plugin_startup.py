@@ -29,6 +29,7 @@ from segmentql.plugins.version import api_mismatch
 from segmentql.schema import build_schema
 
 from .conftest import segmentql
+from .distributions import dist_info
 
 HEADER = """\
 import enum
@@ -46,10 +47,7 @@ def install(folder: Path, name: str, body: str) -> None:
     """Plugin ``name``: module ``<name>_plugin`` (HEADER, then ``body``) of the
     distribution ``segmentql-test-<name>`` 0.1, with its entry point."""
     (folder / f"{name}_plugin.py").write_text(HEADER + textwrap.dedent(body))
-    dist_info = folder / f"segmentql_test_{name}-0.1.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: segmentql-test-{name}\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text(f"[segmentql.conditions]\n{name} = {name}_plugin\n")
+    dist_info(folder, f"segmentql-test-{name}", "0.1", {"segmentql.conditions": {name: f"{name}_plugin"}})
 
 
 def run(folder: Path, command: str, *args: str, **settings: str):

@@ -23,6 +23,11 @@ export function keepKey(key) {
   else window.sessionStorage.removeItem(KEY);
 }
 
+// The messages of GraphQL errors, as one line.
+export function messages(errors) {
+  return errors.map((error) => error.message).join("; ");
+}
+
 // A GraphQL answer that could not be had at all (network, refused key): shown in the banner.
 export class RequestFailed extends Error {}
 
@@ -48,7 +53,7 @@ export async function graphql(query, variables = {}) {
   }
   const errors = body.errors || [];
   if (!response.ok || !("data" in body)) {
-    const message = errors.map((error) => error.message).join("; ") || `HTTP ${response.status}`;
+    const message = messages(errors) || `HTTP ${response.status}`;
     if (response.status !== 401) throw new RequestFailed(message);
     if (storedKey() === key) keepKey("");
     listeners.keyRefused();

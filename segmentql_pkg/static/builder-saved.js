@@ -2,7 +2,7 @@
 // (name and rule), renaming it, and for the open one its size history, its members'
 // engagement (analytics) and its recent membership changes (the newest 20, newest first).
 
-import { RequestFailed, graphql } from "./builder-api.js";
+import { RequestFailed, graphql, messages } from "./builder-api.js";
 import { barChart, sizeChart } from "./builder-charts.js";
 import { formatNumber, h } from "./builder-dom.js";
 import { sameJSON } from "./builder-rule.js";
@@ -104,7 +104,7 @@ export class SavedSegments {
     const { data, errors } = await graphql(query, variables);
     const unplaced = this.page.placeErrors(errors, entries);
     if (!data || !data[field]) {
-      throw new RequestFailed(unplaced.length ? unplaced.map((e) => e.message).join("; ")
+      throw new RequestFailed(unplaced.length ? messages(unplaced)
         : "Not saved: see the errors on the rule.");
     }
     return data[field];
@@ -112,7 +112,7 @@ export class SavedSegments {
 
   async list() {
     const { data, errors } = await graphql(LIST);
-    if (errors.length) throw new RequestFailed(errors.map((e) => e.message).join("; "));
+    if (errors.length) throw new RequestFailed(messages(errors));
     const items = data.segments.edges.map(({ node }) => h("li", {},
       h("button", { type: "button", class: "link", "data-segment-id": node.id, onclick: () => this.run(() => this.open(node.id)) },
         node.name),
@@ -149,7 +149,7 @@ export class SavedSegments {
   async load(id) {
     const my = ++this.asked.open;
     const { data, errors } = await graphql(LOAD, { id });
-    if (!data || !data.segment) throw new RequestFailed(errors.map((e) => e.message).join("; ") || `No segment ${id}.`);
+    if (!data || !data.segment) throw new RequestFailed(messages(errors) || `No segment ${id}.`);
     return my === this.asked.open ? data.segment : null;
   }
 
@@ -197,7 +197,7 @@ export class SavedSegments {
     if (!this.current) return;
     const { data, errors } = await graphql(DETAILS, { id: this.current.id, asOf: this.page.asOf() });
     if (my !== this.asked.details) return;
-    if (!data || !data.segment) throw new RequestFailed(errors.map((e) => e.message).join("; "));
+    if (!data || !data.segment) throw new RequestFailed(messages(errors));
     const { sizeHistory, analytics: a, changes } = data.segment;
     const percent = (rate) => (rate === null ? "–" : `${(rate * 100).toFixed(1)}%`);
     const counts = [["received", a.received], ["opens", a.opens], ["clicks", a.clicks], ["conversions", a.conversions]];

@@ -3,7 +3,7 @@
 // (`#rule=<URL-encoded JSON>`, with `asOf` and the open `segment` when set), so a link
 // reopens it; the fragment never carries the key.
 
-import { RequestFailed, graphql, keepKey, listen, storedKey } from "./builder-api.js";
+import { RequestFailed, graphql, keepKey, listen, messages, storedKey } from "./builder-api.js";
 import { formatNumber } from "./builder-dom.js";
 import { fromRule, group, locate, toRule, withPaths } from "./builder-rule.js";
 import { INTROSPECTION, schemaModel } from "./builder-schema.js";
@@ -127,7 +127,7 @@ async function refresh(my) {
     const { data, errors } = await graphql(PREVIEW, variables);
     if (my !== asked) return;
     const unplaced = placeErrors(errors, entries);
-    banner(unplaced.map((error) => error.message).join("; "), "count");
+    banner(messages(unplaced), "count");
     if (data && data.segmentPreview) {
       const byPath = new Map(entries.map((entry) => [entry.path, entry.node.id]));
       tree.showCounts(new Map(data.segmentPreview.breakdown.map((node) => [byPath.get(node.path), node.count])), false);
@@ -170,7 +170,7 @@ async function explain(my, entries, variables) {
   if (my !== asked) return;
   if (!data || !data.explainMembership) {
     tree.showExplanation(null);
-    $("explain-status").textContent = errors.map((error) => error.message).join("; ");
+    $("explain-status").textContent = messages(errors);
     return;
   }
   const { member, nodes, contactId } = data.explainMembership;
@@ -218,7 +218,7 @@ async function build() {
   let model;
   try {
     const { data, errors } = await graphql(INTROSPECTION);
-    if (errors.length) throw new RequestFailed(errors.map((error) => error.message).join("; "));
+    if (errors.length) throw new RequestFailed(messages(errors));
     model = schemaModel(data);
   } catch (error) {
     banner(error.message, "key");
